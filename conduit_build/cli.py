@@ -1,0 +1,154 @@
+"""`conduit …`: commands only. Each handler parses nothing, calls one library
+function, prints, and returns an exit status; `main()` alone turns a
+ConduitError into `error: …` lines (tracebacks only with --debug)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConduitError, ConfigError, UsageError
+from .schema import MODEL_TYPES
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def config_path(args: argparse.Namespace) -> str:
+    return str(args.file or "conduit.yaml")
+
+
+def emit(args: argparse.Namespace, payload: Any, text: str) -> None:
+    print(json.dumps(payload, indent=2) if args.json else text)
+
+
+# -- commands ----------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .config import load
+
+    project = load(config_path(args))
+    stages = " → ".join(stage.type for stage in project.config.models)
+    emit(args, {"ok": True, "name": project.name, "models": [s.type for s in project.config.models]},
+         f"{config_path(args)}: ok ({project.name}: {stages})")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .scaffold import init
+
+    written = init(Path(args.dir), args.type, force=args.force)
+    emit(args, {"written": [str(p) for p in written]},
+         "\n".join(f"wrote {p}" for p in written) + f"\nnext: cd {args.dir} && conduit validate && conduit serve")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from conduit_runtime.server import serve
+    from conduit_runtime.spec import ServerSpec
+
+    from .config import load
+
+    project = load(config_path(args))
+    spec = ServerSpec.from_dict(project.runtime_spec(), project.root)
+    port = args.port or spec.port
+    print(f"serving {project.name} on http://{args.host}:{port} (POST /predict; /ready once loaded)", file=sys.stderr)
+    serve(spec, host=args.host, port=port)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .client import predict
+
+    status, body = predict(args.url, config_path(args), args.json_data, args.files, args.key_env)
+    print(json.dumps(body, indent=2) if isinstance(body, (dict, list)) else body)
+    return 0 if status < 400 else 1
+
+
+# -- the parser -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conduit", description="Build, test and ship model-serving containers.")
+    add_common(parser, None)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, handler: Handler, help_text: str, predict_flags: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        add_common(sub, argparse.SUPPRESS, predict_flags)  # also accepted after the command
+        sub.set_defaults(handler=handler)
+        return sub
+
+    sub = command("init", cmd_init, "write a working conduit.yaml and hooks skeleton")
+    sub.add_argument("--type", default="sklearn_classifier", choices=MODEL_TYPES, help="model type")
+    sub.add_argument("--force", action="store_true", help="overwrite existing files")
+    sub.add_argument("dir", nargs="?", default=".", help="project folder (default: .)")
+
+    command("validate", cmd_validate, "check conduit.yaml and the files it names")
+    command("schema", cmd_schema, "print the JSON Schema of conduit.yaml")
+
+    sub = command("serve", cmd_serve, "run the model server in-process, no Docker")
+    sub.add_argument("--port", type=int, help="port (default: server.port)")
+    sub.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1; 0.0.0.0 for all)")
+
+    sub = command("predict", cmd_predict, "send one request to a running server and print the answer", predict_flags=True)
+    sub.add_argument("--url", help="server URL (default: http://127.0.0.1:<server.port>)")
+    sub.add_argument("--json", dest="json_data", metavar="DATA", help="the data as JSON, or @file.json")
+    sub.add_argument("--file", dest="files", action="append", default=[], metavar="F", help="a file to upload (repeat)")
+    sub.add_argument("--key-env", help="variable holding the API key (default: server.api_key_env)")
+    return parser
+
+
+def add_common(parser: argparse.ArgumentParser, default: Any, predict_flags: bool = False) -> None:
+    """-f/--file PATH and --json everywhere, except that `predict` uses --file and
+    --json for the request (DESIGN §5): there the config is -f/--config."""
+    config_flags = ("-f", "--config") if predict_flags else ("-f", "--file")
+    parser.add_argument(*config_flags, dest="file", default=default, metavar="PATH", help="conduit.yaml (default: ./conduit.yaml)")
+    if not predict_flags:
+        parser.add_argument("--json", action="store_true", default=default, help="machine-readable output")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.json = bool(getattr(args, "json", False))
+    try:
+        return args.handler(args)
+    except ConduitError as error:
+        if args.debug:
+            raise
+        report(error, args.json)
+        return error.exit_status
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def report(error: ConduitError, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"ok": False, "error": type(error).__name__, "problems": error.lines()}, indent=2))
+    elif isinstance(error, ConfigError):
+        for line in error.lines():  # already `file:line:col: key: text`, like a compiler's
+            print(line, file=sys.stderr)
+    else:
+        for line in error.lines():
+            print(f"error: {line}", file=sys.stderr)
+
+
+def run() -> None:
+    sys.exit(main())
+
+
+__all__ = ["main", "run", "UsageError"]

@@ -1,0 +1,275 @@
+"""Load conduit.yaml: validate once, at the edge, into frozen typed objects.
+
+Every problem becomes one line `conduit.yaml:LINE:COL: path.to.key: what is
+wrong, and the fix`, and all of them are reported together (ConfigError).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from . import schema
+from .errors import ConfigError
+from .schema import DIRECTORY_TYPES, MODEL_TYPES, Config
+from .yaml_positions import Loc, Positions, YamlProblem, dotted, read
+
+PRE_ARITIES = (1, 2)  # pre(data) | pre(data, files)
+POST_ARITIES = (1, 2, 3)  # post(out) | post(out, data) | post(out, data, files)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A validated conduit.yaml and the folder it lives in."""
+
+    config: Config
+    path: Path  # conduit.yaml, absolute
+    root: Path  # the project folder, absolute and resolved
+
+    @cached_property
+    def name(self) -> str:
+        return self.config.name
+
+    def runtime_spec(self) -> dict[str, Any]:
+        """The resolved config the server runs from (conduit_runtime.spec)."""
+        config = self.config
+        warmup = None
+        if config.tests:
+            first = config.tests[0]
+            if first.form is not None:
+                warmup = {"name": first.name, "data": first.form.data, "files": first.form.files, "form": True}
+            else:
+                warmup = {"name": first.name, "data": first.json_}
+        return {
+            "name": config.name,
+            "gpu": config.hardware.gpu,
+            "stages": [
+                {"type": s.type, "file": s.file, "pre": s.hooks.pre, "post": s.hooks.post, "options": s.options}
+                for s in config.models
+            ],
+            "server": config.server.model_dump(),
+            "warmup": warmup,
+        }
+
+
+def load(path: str | Path, display: str | None = None) -> Project:
+    path = Path(path)
+    shown = display or str(path)
+    if not path.is_file():
+        raise ConfigError([f"{shown}:1:1: (file): no such file; run `conduit init` or pass -f PATH"])
+    try:
+        data, positions = read(path)
+    except YamlProblem as problem:
+        line, col = problem.position
+        where = f" {dotted(problem.loc)}:" if problem.loc else ""
+        raise ConfigError([f"{shown}:{line}:{col}:{where} {problem.message}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{shown}:1:1: (top level): expected a mapping of keys such as name: and models:"])
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(by_position(describe(shown, positions, error) for error in exc.errors())) from None
+    project = Project(config=config, path=path.resolve(), root=path.resolve().parent)
+    problems = by_position(
+        f"{shown}:{line}:{col}: {dotted(loc)}: {text}" for loc, text, (line, col) in check_files(project, positions)
+    )
+    if problems:
+        raise ConfigError(problems)
+    return project
+
+
+def by_position(lines: Any) -> list[str]:
+    def key(line: str) -> tuple[int, int]:
+        _, row, col, _ = line.split(":", 3)
+        return int(row), int(col)
+
+    return sorted(lines, key=key)
+
+
+# -- shape errors from pydantic -------------------------------------------------
+
+
+def describe(shown: str, positions: Positions, error: Any) -> str:
+    loc = real_loc(error["loc"], positions)
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        line, col = positions.of_key(loc)
+        text = f"unknown key {key!r}" + suggestion(str(key), known_keys(loc[:-1])) + "; remove it or fix the spelling"
+    elif kind == "missing":
+        line, col = positions.of_value(loc[:-1])
+        text = f"missing required key {loc[-1]!r}; add it"
+    else:
+        line, col = positions.of_value(loc)
+        text = error["msg"].removeprefix("Value error, ")
+        if kind == "literal_error" and loc[-1] == "type" and isinstance(given, str):
+            text = f"{given!r} is not a model type" + suggestion(given, MODEL_TYPES) + f"; one of: {', '.join(MODEL_TYPES)}"
+        elif kind == "string_pattern_mismatch" and loc == ("name",):
+            text = f"{given!r} is not a valid name; use lowercase letters, digits and dashes (like my-model), at most 63"
+        elif kind == "too_short" and loc == ("models",):
+            text = "list at least one model stage (type: and file:)"
+    return f"{shown}:{line}:{col}: {dotted(loc)}: {text}"
+
+
+def real_loc(loc: tuple[Any, ...], positions: Positions) -> Loc:
+    """Drop pydantic's union and validator tags that are not keys of the file."""
+    kept: list[Any] = []
+    for part in loc:
+        candidate = (*kept, part)
+        if isinstance(part, int) or positions.has(candidate) or part == loc[-1]:
+            kept.append("json" if part == "json_" else part)
+    return tuple(kept)
+
+
+def known_keys(loc: Loc) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return []
+        model = inner_model(field.annotation)
+        if model is None:
+            return []
+    return [f.alias or name for name, f in model.model_fields.items() if name != "kind"]
+
+
+def inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = inner_model(arg)
+        if found is not None:
+            return found
+    origin = getattr(annotation, "__origin__", None)
+    return inner_model(origin) if origin is not None and origin is not annotation else None
+
+
+def suggestion(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# -- the files it names --------------------------------------------------------
+
+Problem = tuple[Loc, str, tuple[int, int]]
+
+
+def check_files(project: Project, positions: Positions) -> list[Problem]:
+    config, root = project.config, project.root
+    problems: list[Problem] = []
+
+    def bad(loc: Loc, text: str) -> None:
+        problems.append((loc, text, positions.of_value(loc)))
+
+    for index, stage in enumerate(config.models):
+        loc: Loc = ("models", index, "file")
+        if stage.type == "python":
+            file_part, _, cls = stage.file.rpartition(":")
+            if not file_part or not cls:
+                bad(loc, f"{stage.file!r}: a python model is model_file:ClassName, like model.py:Model")
+                continue
+            text = inside(root, file_part, want="file")
+            if text:
+                bad(loc, text)
+            else:
+                text = check_definition(root / file_part, cls, kind="class")
+                if text:
+                    bad(loc, text)
+        else:
+            text = inside(root, stage.file, want="dir" if stage.type in DIRECTORY_TYPES else "file")
+            if text:
+                bad(loc, text)
+        for hook, arities in (("pre", PRE_ARITIES), ("post", POST_ARITIES)):
+            ref = getattr(stage.hooks, hook)
+            if ref is None:
+                continue
+            file_part, _, function = ref.rpartition(":")
+            hook_loc: Loc = ("models", index, "hooks", hook)
+            text = inside(root, file_part, want="file") or check_definition(root / file_part, function, "function", hook, arities)
+            if text:
+                bad(hook_loc, text)
+    if config.requirements_file:
+        text = inside(root, config.requirements_file, want="file")
+        if text:
+            bad(("requirements_file",), text)
+    for index, case in enumerate(config.tests):
+        if (case.json_ is None) == (case.form is None):
+            bad(("tests", index), "give exactly one of json: or form: for each test")
+        for position, name in enumerate(case.form.files if case.form else []):
+            text = inside(root, name, want="file")
+            if text:
+                bad(("tests", index, "form", "files", position), text)
+    return problems
+
+
+def inside(root: Path, relative: str, want: str) -> str | None:
+    """None if `relative` names an existing file (or folder) inside the project."""
+    path = Path(relative)
+    if path.is_absolute():
+        return f"{relative!r} is absolute; give a path relative to conduit.yaml, inside the project"
+    if ".." in path.parts:
+        return f"{relative!r} leaves the project folder ('..'); move the file into the project"
+    full = root / path
+    resolved = full.resolve()
+    if not resolved.is_relative_to(root):
+        return f"{relative!r} is a link pointing outside the project; copy the file into the project"
+    if not full.exists():
+        near = difflib.get_close_matches(path.name, [p.name for p in full.parent.glob("*")] if full.parent.is_dir() else [], n=1)
+        hint = f" (did you mean {str(path.with_name(near[0]))!r}?)" if near else ""
+        return f"{relative!r} does not exist{hint}; create it or fix the path"
+    if want == "dir" and not full.is_dir():
+        return f"{relative!r} is a file; this model type loads a folder (the saved model directory)"
+    if want == "file" and not full.is_file():
+        return f"{relative!r} is a folder; name the file"
+    return None
+
+
+def check_definition(path: Path, name: str, kind: str, hook: str = "", arities: tuple[int, ...] = ()) -> str | None:
+    """Find `name` in the file without running it; check a hook's arity."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as exc:
+        return f"{path.name} has a syntax error at line {exc.lineno}: {exc.msg}; fix the file"
+    except UnicodeDecodeError:
+        return f"{path.name} is not UTF-8 text"
+    for node in tree.body:
+        if kind == "class" and isinstance(node, ast.ClassDef) and node.name == name:
+            return None
+        if kind == "function" and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name:
+            return check_arity(path.name, node, hook, arities)
+        if defines(node, name):
+            return None  # bound some other way (assignment, import): checked when loaded
+    names = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+    return f"{path.name} defines no {kind} {name!r}{suggestion(name, names)}; define it or fix the name"
+
+
+def defines(node: ast.stmt, name: str) -> bool:
+    if isinstance(node, ast.Assign):
+        return any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names)
+    return False
+
+
+def check_arity(file: str, node: ast.FunctionDef | ast.AsyncFunctionDef, hook: str, arities: tuple[int, ...]) -> str | None:
+    args = node.args
+    positional = len(args.posonlyargs) + len(args.args)
+    required = positional - len(args.defaults)
+    if args.vararg is not None or any(required <= n <= positional for n in arities):
+        return None
+    shapes = {"pre": "(data) or (data, files)", "post": "(out), (out, data) or (out, data, files)"}[hook]
+    return f"{file}:{node.name} takes {positional} arguments; a {hook} hook takes {shapes}"
+
+
+__all__ = ["Project", "load", "schema"]

@@ -1,0 +1,180 @@
+"""The pydantic models of conduit.yaml (DESIGN §1): the shape and the values.
+
+Whether the files it names exist, and what they contain, is checked by
+`config.py` after this validation, with the positions of the YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+
+ModelType = Literal[
+    "sklearn",
+    "sklearn_classifier",
+    "sklearn_preprocessor",
+    "xgboost_classifier",
+    "xgboost_regressor",
+    "onnx",
+    "torch",
+    "spacy",
+    "hf_pipeline",
+    "python",
+]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
+# Types whose `file` is a folder rather than one file.
+DIRECTORY_TYPES = ("spacy", "hf_pipeline")
+
+REF = re.compile(r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_NAME = re.compile(r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
+
+
+def check_code_ref(value: str) -> str:
+    if not REF.match(value):
+        raise ValueError(f"{value!r} is not module_file:function; write it like hooks.py:pre_process")
+    return value
+
+
+def check_python_version(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError('quote the version, like python: "3.11" (unquoted, YAML reads 3.10 as the number 3.1)')
+    if not isinstance(value, str) or not re.fullmatch(r"3\.\d{1,2}", value):
+        raise ValueError(f"{value!r} is not a Python version; write it like \"3.11\"")
+    return value
+
+
+def parse_hardware(value: Any) -> Any:
+    if value in ("cpu", "gpu"):
+        return {"kind": value}
+    if isinstance(value, dict):
+        return {"kind": "gpu", **value}
+    raise ValueError(f"{value!r} is not a target; use cpu, gpu, or {{type: a10g, count: 1}}")
+
+
+def check_env(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    for name in value:
+        if SECRET_NAME.search(str(name)):
+            raise ValueError(
+                f"{name} looks like a secret, and env is baked into the image; pass it at run time instead"
+            )
+    return {
+        key: (str(item).lower() if isinstance(item, bool) else str(item)) if isinstance(item, (int, float, bool)) else item
+        for key, item in value.items()
+    }
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+CodeRef = Annotated[str, AfterValidator(check_code_ref)]
+
+
+class Hooks(Strict):
+    pre: CodeRef | None = Field(None, description="module_file:function called before the model")
+    post: CodeRef | None = Field(None, description="module_file:function called after the model")
+
+
+class Stage(Strict):
+    type: ModelType = Field(description="How the model file is loaded and called.")
+    file: str = Field(description="Model file or folder relative to conduit.yaml; model.py:Class for python.")
+    hooks: Hooks = Hooks()
+    options: dict[str, Any] = Field(default_factory=dict, description="Loader options, e.g. {task: ...}.")
+
+
+class Hardware(Strict):
+    kind: Literal["cpu", "gpu"] = "cpu"
+    type: str | None = Field(None, description="Accelerator type, e.g. a10g.")
+    count: int = Field(1, ge=1)
+
+    @property
+    def gpu(self) -> bool:
+        return self.kind == "gpu"
+
+
+HARDWARE_SCHEMA = {
+    "anyOf": [
+        {"enum": ["cpu", "gpu"]},
+        {
+            "type": "object",
+            "properties": {"type": {"type": "string"}, "count": {"type": "integer", "minimum": 1}},
+            "additionalProperties": False,
+        },
+    ],
+    "default": "cpu",
+    "description": "cpu | gpu, or a GPU as {type: a10g, count: 1}",
+}
+
+
+class Server(Strict):
+    port: int = Field(8000, ge=1, le=65535)
+    api_key_env: str = Field("CONDUIT_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_body_mb: float = Field(100, gt=0)
+    timeout_s: float = Field(180, gt=0)
+    max_concurrency: int = Field(4, ge=1)
+    max_queue: int = Field(64, ge=0)
+
+
+class Image(Strict):
+    repository: str | None = Field(None, description="Where `conduit push` sends the image.")
+    base: str = "python:3.11-slim"
+
+
+class Form(Strict):
+    data: Any = None
+    files: list[str] = Field(default_factory=list)
+
+
+class Expect(Strict):
+    result: Any = Field(description="The expected result list.")
+    tolerance: float | None = Field(None, ge=0, description="Numbers may differ by this much.")
+
+
+class TestCase(Strict):
+    name: str = Field(pattern=r"^\S.*$")
+    json_: Any = Field(None, alias="json", description="The JSON body sent to /predict.")
+    form: Form | None = None
+    expect: Expect | None = None
+
+
+class DockerDeploy(Strict):
+    host: str | None = None
+    port: int = Field(8000, ge=1, le=65535)
+    restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+
+
+class KubernetesDeploy(Strict):
+    namespace: str = "models"
+    replicas: int = Field(2, ge=1)
+    out: str = "deploy/"
+
+
+class Deploy(Strict):
+    docker: DockerDeploy = DockerDeploy()
+    kubernetes: KubernetesDeploy = KubernetesDeploy()
+
+
+class Config(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="Image and service name.")
+    python: Annotated[str, BeforeValidator(check_python_version)] = "3.11"
+    hardware: Annotated[Hardware, BeforeValidator(parse_hardware), WithJsonSchema(HARDWARE_SCHEMA)] = Hardware()
+    models: list[Stage] = Field(min_length=1, description="Stages run in order; each output is the next input.")
+    requirements: list[str] = Field(default_factory=list)
+    requirements_file: str | None = None
+    system_packages: list[str] = Field(default_factory=list)
+    env: Annotated[dict[str, str], BeforeValidator(check_env)] = Field(default_factory=dict)
+    server: Server = Server()
+    image: Image = Image()
+    tests: list[TestCase] = Field(default_factory=list)
+    deploy: Deploy = Deploy()
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "conduit.yaml"
+    return schema

@@ -1,0 +1,10 @@
+"""Conduit's model server: the runtime that goes into every image.
+
+It imports only Starlette, uvicorn, python-multipart and the model libraries;
+nothing from the build tool.
+"""
+
+from .errors import InputRejected
+from .files import UploadedFile
+
+__all__ = ["InputRejected", "UploadedFile"]

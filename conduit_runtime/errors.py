@@ -1,0 +1,90 @@
+"""Errors the server turns into HTTP answers.
+
+    ServerError                (status, code, message)
+      ├── BadRequest           400  bad_json | bad_form | bad_shape
+      ├── Unauthorized         401  unauthorized
+      ├── NotFound             404  not_found
+      ├── MethodNotAllowed     405  method_not_allowed
+      ├── PayloadTooLarge      413  payload_too_large
+      ├── UnsupportedMediaType 415  unsupported_media_type
+      ├── InputRejected        422  invalid_input
+      ├── Overloaded           429  overloaded
+      ├── ModelFailed          500  model_error
+      ├── NotReady             503  not_ready
+      └── TimedOut             504  timeout
+
+Hooks and models may raise InputRejected themselves; ValueError, TypeError,
+KeyError and IndexError raised by them are read the same way (the input was
+refused), anything else is a 500 whose message never carries a traceback.
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(ServerError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ServerError):
+    status, code = 401, "unauthorized"
+
+
+class NotFound(ServerError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(ServerError):
+    status, code = 405, "method_not_allowed"
+
+
+class PayloadTooLarge(ServerError):
+    status, code = 413, "payload_too_large"
+
+
+class UnsupportedMediaType(ServerError):
+    status, code = 415, "unsupported_media_type"
+
+
+class InputRejected(ServerError):
+    status, code = 422, "invalid_input"
+
+
+class Overloaded(ServerError):
+    status, code = 429, "overloaded"
+
+
+class ModelFailed(ServerError):
+    status, code = 500, "model_error"
+
+
+class NotReady(ServerError):
+    status, code = 503, "not_ready"
+
+
+class TimedOut(ServerError):
+    status, code = 504, "timeout"
+
+
+# Exceptions from user code that mean "this input is not acceptable".
+INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
+
+
+def from_user_code(exc: BaseException, where: str) -> ServerError:
+    """Read an exception raised by a hook or a model as a 422 or a 500."""
+    if isinstance(exc, ServerError):
+        return exc
+    detail = f"{type(exc).__name__}: {exc}"[:500]
+    if isinstance(exc, INPUT_ERRORS):
+        return InputRejected(f"{where} rejected the input: {detail}")
+    return ModelFailed(f"{where} failed: {detail}")

@@ -1,0 +1,195 @@
+"""One small loader per model type (DESIGN §2).
+
+A loader reads the model once, at start-up, and returns a `Model`: how to
+coerce raw request data when there is no `pre` hook, and how to call it.
+Model libraries are imported inside their loader, so an image only needs the
+libraries of the types it serves.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import BadRequest
+from .userland import load_object, positional_arity
+
+# (input, files, parameters) -> output
+Call = Callable[[Any, list[Any], dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Model:
+    call: Call
+    coerce: Callable[[Any], Any]
+
+
+def identity(data: Any) -> Any:
+    return data
+
+
+def to_table(data: Any) -> Any:
+    """Rows of features as a 2-D array (one bare row becomes a table of one)."""
+    import numpy as np
+
+    if hasattr(data, "detach"):  # a torch tensor from an earlier stage
+        data = data.detach().cpu().numpy()
+    try:
+        table = np.asarray(data)
+    except ValueError as exc:
+        raise BadRequest(f"data must be a rectangular table of rows: {exc}", "bad_shape") from None
+    if table.ndim == 1 and table.dtype.kind in "biuf":
+        table = table.reshape(1, -1)
+    if table.ndim not in (1, 2):
+        raise BadRequest(f"data must be a list of rows (2-D); got a {table.ndim}-D array", "bad_shape")
+    return table
+
+
+def read_pickle(path: Path) -> Any:
+    if path.suffix == ".joblib":
+        import joblib
+
+        return joblib.load(path)
+    with path.open("rb") as handle:
+        return pickle.load(handle)  # noqa: S301 - the user's own model file
+
+
+def sklearn_method(method: str) -> Callable[[Path, dict[str, Any], bool], Model]:
+    def load(path: Path, options: dict[str, Any], gpu: bool) -> Model:
+        estimator = read_pickle(path)
+        bound = getattr(estimator, method)
+        return Model(call=lambda x, files, params: bound(x), coerce=to_table)
+
+    return load
+
+
+def xgboost_method(cls_name: str, method: str) -> Callable[[Path, dict[str, Any], bool], Model]:
+    def load(path: Path, options: dict[str, Any], gpu: bool) -> Model:
+        import xgboost
+
+        if path.suffix == ".pkl":
+            estimator = read_pickle(path)
+        else:
+            estimator = getattr(xgboost, cls_name)()
+            estimator.load_model(str(path))
+        if gpu:
+            estimator.set_params(device="cuda")
+        bound = getattr(estimator, method)
+        return Model(call=lambda x, files, params: bound(x), coerce=to_table)
+
+    return load
+
+
+def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
+    import numpy as np
+    import onnxruntime
+
+    providers = ["CPUExecutionProvider"]
+    if gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = onnxruntime.InferenceSession(str(path), providers=providers)
+    inputs = session.get_inputs()
+    dtypes = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+              "tensor(int32)": np.int32, "tensor(string)": np.object_, "tensor(bool)": np.bool_}
+
+    def call(x: Any, files: list[Any], params: dict[str, Any]) -> Any:
+        if isinstance(x, dict):
+            feeds = {i.name: np.asarray(x[i.name], dtype=dtypes.get(i.type)) for i in inputs if i.name in x}
+        else:
+            feeds = {inputs[0].name: np.asarray(x, dtype=np.float32)}
+        return session.run(None, feeds)[0]
+
+    def coerce(data: Any) -> Any:
+        return data if isinstance(data, dict) else to_table(data)
+
+    return Model(call=call, coerce=coerce)
+
+
+def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
+    import numpy as np
+    import torch
+
+    device = torch.device("cuda" if gpu and torch.cuda.is_available() else "cpu")
+    if path.suffix == ".pkl":
+        module = read_pickle(path).to(device)
+    else:
+        module = torch.jit.load(str(path), map_location=device)
+    module.eval()
+
+    def coerce(data: Any) -> Any:
+        if isinstance(data, torch.Tensor):
+            return data.to(device)
+        try:
+            array = np.asarray(data)
+        except ValueError as exc:
+            raise BadRequest(f"data must be a rectangular array: {exc}", "bad_shape") from None
+        if array.dtype.kind == "f":
+            array = array.astype(np.float32)
+        elif array.dtype.kind not in "biu":
+            raise BadRequest("data must be numbers to make a tensor", "bad_shape")
+        return torch.from_numpy(array).to(device)
+
+    def call(x: Any, files: list[Any], params: dict[str, Any]) -> Any:
+        with torch.inference_mode():
+            return module(coerce(x) if isinstance(x, (torch.Tensor, np.ndarray, list)) else x)
+
+    return Model(call=call, coerce=coerce)
+
+
+def load_spacy(path: Path, options: dict[str, Any], gpu: bool) -> Model:
+    import spacy
+
+    if gpu:
+        spacy.prefer_gpu()
+    nlp = spacy.load(path, **options)
+
+    def call(x: Any, files: list[Any], params: dict[str, Any]) -> Any:
+        texts = [x] if isinstance(x, str) else x
+        return [nlp(text) for text in texts]
+
+    return Model(call=call, coerce=identity)
+
+
+def load_hf_pipeline(path: Path, options: dict[str, Any], gpu: bool) -> Model:
+    import transformers
+
+    options = dict(options)
+    task = options.pop("task", None)
+    if gpu:
+        options.setdefault("device", 0)
+    pipe = transformers.pipeline(task, model=str(path), **options)
+    return Model(call=lambda x, files, params: pipe(x, **params), coerce=identity)
+
+
+def load_python(project_dir: Path, ref: str) -> Model:
+    cls = load_object(project_dir, ref)
+    instance = cls()
+    load = getattr(instance, "load", None)
+    if callable(load):
+        load(project_dir) if positional_arity(load) >= 1 else load()
+    predict = instance.predict
+    if positional_arity(predict) >= 2:
+        return Model(call=lambda x, files, params: predict(x, files), coerce=identity)
+    return Model(call=lambda x, files, params: predict(x), coerce=identity)
+
+
+LOADERS: dict[str, Callable[[Path, dict[str, Any], bool], Model]] = {
+    "sklearn": sklearn_method("predict"),
+    "sklearn_classifier": sklearn_method("predict_proba"),
+    "sklearn_preprocessor": sklearn_method("transform"),
+    "xgboost_classifier": xgboost_method("XGBClassifier", "predict_proba"),
+    "xgboost_regressor": xgboost_method("XGBRegressor", "predict"),
+    "onnx": load_onnx,
+    "torch": load_torch,
+    "spacy": load_spacy,
+    "hf_pipeline": load_hf_pipeline,
+}
+MODEL_TYPES = (*LOADERS, "python")
+
+
+def load_model(project_dir: Path, type_: str, file: str, options: dict[str, Any], gpu: bool) -> Model:
+    if type_ == "python":
+        return load_python(project_dir, file)
+    return LOADERS[type_](project_dir / file, options, gpu)

@@ -1,0 +1,190 @@
+"""The wire format (DESIGN §3): request bodies in, envelopes and errors out.
+
+Bodies are read as a stream and counted while they arrive, so a request over
+`max_body_mb` is refused as soon as it crosses the limit. Multipart bodies go
+through Starlette's streaming parser; file parts spool to disk past 1 MiB.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.datastructures import Headers, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from .errors import BadRequest, PayloadTooLarge, ServerError, UnsupportedMediaType
+from .files import UploadedFile
+
+
+class Request:
+    """What a prediction needs from an HTTP request."""
+
+    __slots__ = ("data", "parameters", "files")
+
+    def __init__(self, data: Any, parameters: dict[str, Any], files: list[UploadedFile]) -> None:
+        self.data = data
+        self.parameters = parameters
+        self.files = files
+
+    def close(self) -> None:
+        for upload in self.files:
+            upload.close()
+
+
+async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in stream:
+        received += len(chunk)
+        if received > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (server.max_body_mb)")
+        yield chunk
+
+
+def check_length(headers: Headers, limit: int) -> None:
+    length = headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise PayloadTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes (server.max_body_mb)")
+
+
+def media_type(headers: Headers) -> str:
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
+def is_json(kind: str) -> bool:
+    return kind in ("", "application/json") or kind.endswith("+json")
+
+
+async def read_request(headers: Headers, stream: AsyncIterator[bytes], limit: int) -> Request:
+    kind = media_type(headers)
+    if kind == "multipart/form-data":
+        check_length(headers, limit)
+        return await read_form(headers, limited(stream, limit), limit)
+    if is_json(kind):
+        check_length(headers, limit)
+        body = bytearray()
+        async for chunk in limited(stream, limit):
+            body += chunk
+        return from_json_body(bytes(body))
+    raise UnsupportedMediaType(
+        f"content type {kind!r} is not accepted; send application/json or multipart/form-data"
+    )
+
+
+def parse_json(text: bytes | str, what: str, code: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"{what} is not valid JSON: {exc}"[:300], code) from None
+
+
+def from_json_body(body: bytes) -> Request:
+    if not body.strip():
+        raise BadRequest("the body is empty; send the data list as JSON", "bad_json")
+    payload = parse_json(body, "the body", "bad_json")
+    if isinstance(payload, dict):
+        if "data" not in payload:
+            raise BadRequest('a JSON object body needs a "data" key: {"data": [...], "parameters": {...}}', "bad_shape")
+        return Request(check_data(payload["data"]), check_parameters(payload.get("parameters")), [])
+    return Request(check_data(payload), {}, [])
+
+
+def check_data(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        raise BadRequest(f"data must be a JSON list, got {type(data).__name__}", "bad_shape")
+    return data
+
+
+def check_parameters(parameters: Any) -> dict[str, Any]:
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise BadRequest("parameters must be a JSON object", "bad_shape")
+    return parameters
+
+
+async def read_form(headers: Headers, stream: AsyncIterator[bytes], limit: int) -> Request:
+    parser = MultiPartParser(headers, stream, max_part_size=limit)
+    try:
+        form = await parser.parse()
+    except MultiPartException as exc:
+        raise BadRequest(f"malformed multipart body: {exc.message}", "bad_form") from None
+    fields: dict[str, str] = {}
+    files: list[UploadedFile] = []
+    for name, value in form.multi_items():
+        if isinstance(value, UploadFile):
+            files.append(UploadedFile(value.file, value.filename or name, value.content_type or "application/octet-stream"))
+        else:
+            fields.setdefault(name, value)
+    if "data" not in fields and not files:
+        raise BadRequest("the form has neither a 'data' field nor file parts", "bad_form")
+    try:
+        data = check_data(parse_json(fields["data"], "the form's data field", "bad_form")) if "data" in fields else []
+        parameters = check_parameters(
+            parse_json(fields["parameters"], "the form's parameters field", "bad_form") if "parameters" in fields else None
+        )
+    except ServerError:
+        for upload in files:
+            upload.close()
+        raise
+    return Request(data, parameters, files)
+
+
+def _jsonable(value: Any) -> Any:
+    """json.dumps fallback for what models return: arrays, tensors, numpy scalars, Docs."""
+    if hasattr(value, "tolist"):  # ndarray, numpy scalar, torch tensor
+        return value.tolist()
+    if hasattr(value, "to_json"):  # spaCy Doc
+        return value.to_json()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"a {type(value).__name__} cannot be returned as JSON; convert it in a post hook")
+
+
+def as_rows(output: Any) -> list[Any]:
+    """The result is always a list: one entry per row."""
+    if isinstance(output, list):
+        return output
+    if hasattr(output, "tolist"):
+        rows = output.tolist()
+        return rows if isinstance(rows, list) else [rows]
+    if isinstance(output, tuple):
+        return list(output)
+    return [output]
+
+
+def dumps(payload: Any) -> bytes:
+    try:
+        return json.dumps(payload, default=_jsonable, allow_nan=False, separators=(",", ":")).encode()
+    except ValueError:  # NaN or infinity: JSON has no spelling for them, null says "no number"
+        return json.dumps(_finite(payload), default=_jsonable, separators=(",", ":")).encode()
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    if hasattr(value, "tolist"):
+        return _finite(value.tolist())
+    return value
+
+
+def envelope(result: list[Any], run_id: str, run_time_ms: float) -> dict[str, Any]:
+    return {
+        "result": result,
+        "run_id": run_id,
+        "run_time_ms": run_time_ms,
+        "prediction_ids": [uuid.uuid4().hex for _ in result],
+    }
+
+
+def error_body(error: ServerError, run_id: str) -> bytes:
+    return dumps({"error": {"code": error.code, "message": error.message}, "run_id": run_id})
