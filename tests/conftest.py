@@ -1,0 +1,108 @@
+"""Shared fixtures: example models made once per session, and `conduit serve`
+started as a real process on a real socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+API_KEY = "test-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def conduit(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the CLI as a user would, in a fresh process."""
+    return subprocess.run(
+        [sys.executable, "-m", "conduit_build", *args],
+        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def examples() -> Path:
+    """The examples with their models made (once per session)."""
+    for name, made in (("iris", "model.pkl"), ("digits", "model.pkl"), ("pipeline", "model.pkl")):
+        if not (EXAMPLES / name / made).exists():
+            subprocess.run([sys.executable, str(EXAMPLES / name / "make_model.py")], check=True, capture_output=True)
+    return EXAMPLES
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+    key: str = API_KEY
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def logs(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_ready: bool = True, timeout: float = 120) -> Server:
+    port = free_port()
+    log_path = log_dir / f"serve-{config.parent.name}-{port}.log"
+    env = {**os.environ}
+    env.pop("CONDUIT_API_KEY", None)
+    if key is not None:
+        env["CONDUIT_API_KEY"] = key
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "conduit_build", "serve", "-f", str(config), "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, env=env, text=True,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, key or "", {"Authorization": key} if key else {})
+    deadline = time.monotonic() + timeout
+    path = "/ready" if wait_ready else "/health"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"conduit serve exited {process.returncode}:\n{server.logs()}")
+        try:
+            if httpx.get(server.url + path, timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    server.stop()
+    raise RuntimeError(f"conduit serve never answered {path} within {timeout} s:\n{server.logs()}")
+
+
+@pytest.fixture(scope="session")
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """serve(path_to_conduit_yaml, key=..., wait_ready=...) → a running Server;
+    every server started is stopped at the end of the session."""
+    started: list[Server] = []
+    log_dir = tmp_path_factory.mktemp("serve-logs")
+
+    def start(config: Path, key: str | None = API_KEY, wait_ready: bool = True, timeout: float = 120) -> Server:
+        server = start_server(Path(config), log_dir, key, wait_ready, timeout)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
