@@ -151,4 +151,4 @@ def run() -> None:
     sys.exit(main())
 
 
-__all__ = ["main", "run", "UsageError"]
+__all__ = ["UsageError", "main", "run"]

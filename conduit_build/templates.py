@@ -15,7 +15,7 @@ environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES)),
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
-    autoescape=False,  # noqa: S701 - renders YAML, Dockerfiles and Python, never HTML
+    autoescape=False,
 )
 
 

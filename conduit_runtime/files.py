@@ -60,7 +60,7 @@ def as_upload(item: Any, index: int = 0) -> UploadedFile:
         return UploadedFile(io.BytesIO(bytes(item)), f"file{index}", "application/octet-stream")
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
-        return UploadedFile(open(path, "rb"), path, guess_type(path))  # noqa: SIM115 - closed with the request
+        return UploadedFile(open(path, "rb"), path, guess_type(path))
     if hasattr(item, "read"):
         name = str(getattr(item, "name", f"file{index}"))
         content_type = getattr(item, "content_type", None) or guess_type(name)

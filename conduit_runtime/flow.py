@@ -7,8 +7,9 @@ calls functions. `pre(data)` / `pre(data, files)`; `post(out)`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ServerError, from_user_code
 from .loaders import Model, load_model

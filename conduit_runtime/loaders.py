@@ -9,9 +9,10 @@ libraries of the types it serves.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import BadRequest
 from .userland import load_object, positional_arity
@@ -53,7 +54,7 @@ def read_pickle(path: Path) -> Any:
 
         return joblib.load(path)
     with path.open("rb") as handle:
-        return pickle.load(handle)  # noqa: S301 - the user's own model file
+        return pickle.load(handle)
 
 
 def sklearn_method(method: str) -> Callable[[Path, dict[str, Any], bool], Model]:

@@ -7,7 +7,7 @@ locks: the event loop is the only writer.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -41,7 +41,7 @@ class Metrics:
             "# TYPE conduit_prediction_duration_seconds histogram",
         ]
         cumulative = 0
-        for bound, count in zip(BUCKETS, self.bucket_counts):
+        for bound, count in zip(BUCKETS, self.bucket_counts, strict=True):
             cumulative += count
             lines.append(f'conduit_prediction_duration_seconds_bucket{{{model},le="{bound}"}} {cumulative}')
         lines.append(f'conduit_prediction_duration_seconds_bucket{{{model},le="+Inf"}} {self.duration_count}')

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from starlette.datastructures import Headers, UploadFile
@@ -23,7 +23,7 @@ from .files import UploadedFile
 class Request:
     """What a prediction needs from an HTTP request."""
 
-    __slots__ = ("data", "parameters", "files")
+    __slots__ = ("data", "files", "parameters")
 
     def __init__(self, data: Any, parameters: dict[str, Any], files: list[UploadedFile]) -> None:
         self.data = data
@@ -35,7 +35,7 @@ class Request:
             upload.close()
 
 
-async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[bytes]:
+async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
     received = 0
     async for chunk in stream:
         received += len(chunk)
@@ -106,8 +106,26 @@ def check_parameters(parameters: Any) -> dict[str, Any]:
     return parameters
 
 
+class FormParser(MultiPartParser):
+    """Starlette's streaming parser, which also checks that the closing
+    boundary arrived: a body cut short must not pass as a shorter form."""
+
+    def __init__(self, headers: Headers, stream: AsyncIterator[bytes], max_part_size: int) -> None:
+        super().__init__(headers, self.to_the_end(stream), max_part_size=max_part_size)  # type: ignore[arg-type]
+        self.complete = False
+
+    async def to_the_end(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for chunk in stream:
+            yield chunk
+        if not self.complete:  # raised inside parse(), which then closes the spooled files
+            raise MultiPartException("the body ends before the closing boundary (--BOUNDARY--).")
+
+    def on_end(self) -> None:
+        self.complete = True
+
+
 async def read_form(headers: Headers, stream: AsyncIterator[bytes], limit: int) -> Request:
-    parser = MultiPartParser(headers, stream, max_part_size=limit)
+    parser = FormParser(headers, stream, max_part_size=limit)
     try:
         form = await parser.parse()
     except MultiPartException as exc:

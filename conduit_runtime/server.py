@@ -8,7 +8,7 @@ from .app import create_app
 from .spec import ServerSpec
 
 
-def serve(spec: ServerSpec, host: str = "0.0.0.0", port: int | None = None) -> None:  # noqa: S104
+def serve(spec: ServerSpec, host: str = "0.0.0.0", port: int | None = None) -> None:
     app = create_app(spec)
     uvicorn.run(
         app,
