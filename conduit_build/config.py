@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ast
 import difflib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -17,8 +19,8 @@ from pydantic import BaseModel, ValidationError
 
 from . import schema
 from .errors import ConfigError
-from .schema import DIRECTORY_TYPES, MODEL_TYPES, Config
-from .yaml_positions import Loc, Positions, YamlProblem, dotted, read
+from .schema import DIRECTORY_TYPES, MODEL_TYPES, Config, Stage, TestCase
+from .yaml_positions import Loc, Positions, YamlProblem, dotted, one_line, read
 
 PRE_ARITIES = (1, 2)  # pre(data) | pre(data, files)
 POST_ARITIES = (1, 2, 3)  # post(out) | post(out, data) | post(out, data, files)
@@ -71,23 +73,46 @@ def load(path: str | Path, display: str | None = None) -> Project:
         raise ConfigError([f"{shown}:{line}:{col}:{where} {problem.message}"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{shown}:1:1: (top level): expected a mapping of keys such as name: and models:"])
+    root = path.resolve().parent
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(by_position(describe(shown, positions, error) for error in exc.errors())) from None
-    project = Project(config=config, path=path.resolve(), root=path.resolve().parent)
-    problems = by_position(
-        f"{shown}:{line}:{col}: {dotted(loc)}: {text}" for loc, text, (line, col) in check_files(project, positions)
-    )
+        # Report the files of the parts that are well formed too, so one run names every problem.
+        shape = [describe(shown, positions, error) for error in exc.errors()]
+        files = check_files(root, positions, *salvage(data))
+        raise ConfigError(by_position([*shape, *located(shown, files)])) from None
+    problems = by_position(located(shown, check_files(root, positions, config.models, config.requirements_file, config.tests)))
     if problems:
         raise ConfigError(problems)
-    return project
+    return Project(config=config, path=path.resolve(), root=root)
+
+
+def located(shown: str, problems: list[Problem]) -> list[str]:
+    return [f"{shown}:{line}:{col}: {dotted(loc)}: {text}" for loc, text, (line, col) in problems]
+
+
+def salvage(data: dict[Any, Any]) -> tuple[list[Stage | None], str | None, list[TestCase | None]]:
+    """The stages and tests that validate on their own (None where one does not)."""
+
+    def each(items: Any, model: Any) -> list[Any]:
+        found = []
+        for item in items if isinstance(items, list) else []:
+            try:
+                found.append(model.model_validate(item))
+            except ValidationError:
+                found.append(None)
+        return found
+
+    requirements_file = data.get("requirements_file")
+    return (each(data.get("models"), Stage), requirements_file if isinstance(requirements_file, str) else None,
+            each(data.get("tests"), TestCase))
 
 
 def by_position(lines: Any) -> list[str]:
     def key(line: str) -> tuple[int, int]:
-        _, row, col, _ = line.split(":", 3)
-        return int(row), int(col)
+        # the first `:LINE:COL: `, since the file name may hold colons too
+        found = re.search(r":(\d+):(\d+): ", line)
+        return (int(found[1]), int(found[2])) if found else (0, 0)
 
     return sorted(lines, key=key)
 
@@ -99,7 +124,16 @@ def describe(shown: str, positions: Positions, error: Any) -> str:
     loc = real_loc(error["loc"], positions)
     kind = error["type"]
     given = error.get("input")
-    if kind == "extra_forbidden":
+    if loc and loc[-1] == "[key]":  # the key itself is wrong (env: {API_KEY: …}): point at it
+        loc = loc[:-1]
+        line, col = positions.of_key(loc)
+        text = error["msg"].removeprefix("Value error, ")
+        if kind == "string_type":
+            text = f"key {given!r} is not a string; quote it, or remove it"
+    elif kind == "invalid_key":
+        line, col = positions.of_key(loc)
+        text = f"key {given!r} is not a string; quote it, or remove it"
+    elif kind == "extra_forbidden":
         key = loc[-1]
         line, col = positions.of_key(loc)
         text = f"unknown key {key!r}" + suggestion(str(key), known_keys(loc[:-1])) + "; remove it or fix the spelling"
@@ -165,14 +199,18 @@ def suggestion(word: str, choices: Any) -> str:
 Problem = tuple[Loc, str, tuple[int, int]]
 
 
-def check_files(project: Project, positions: Positions) -> list[Problem]:
-    config, root = project.config, project.root
+def check_files(
+    root: Path, positions: Positions, models: Sequence[Stage | None], requirements_file: str | None,
+    tests: Sequence[TestCase | None],
+) -> list[Problem]:
     problems: list[Problem] = []
 
     def bad(loc: Loc, text: str) -> None:
         problems.append((loc, text, positions.of_value(loc)))
 
-    for index, stage in enumerate(config.models):
+    for index, stage in enumerate(models):
+        if stage is None:
+            continue
         loc: Loc = ("models", index, "file")
         if stage.type == "python":
             file_part, _, cls = stage.file.rpartition(":")
@@ -199,11 +237,13 @@ def check_files(project: Project, positions: Positions) -> list[Problem]:
             text = inside(root, file_part, want="file") or check_definition(root / file_part, function, "function", hook, arities)
             if text:
                 bad(hook_loc, text)
-    if config.requirements_file:
-        text = inside(root, config.requirements_file, want="file")
+    if requirements_file:
+        text = inside(root, requirements_file, want="file")
         if text:
             bad(("requirements_file",), text)
-    for index, case in enumerate(config.tests):
+    for index, case in enumerate(tests):
+        if case is None:
+            continue
         if (case.json_ is None) == (case.form is None):
             bad(("tests", index), "give exactly one of json: or form: for each test")
         for position, name in enumerate(case.form.files if case.form else []):
@@ -215,7 +255,15 @@ def check_files(project: Project, positions: Positions) -> list[Problem]:
 
 def inside(root: Path, relative: str, want: str) -> str | None:
     """None if `relative` names an existing file (or folder) inside the project."""
-    path = Path(relative)
+    if not relative.strip():
+        return "the path is empty; name a file inside the project"
+    try:
+        return check_path(root, Path(relative), relative, want)
+    except (OSError, ValueError, RuntimeError) as exc:  # NUL byte, name too long, symlink loop
+        return f"{relative!r} is not a usable path ({exc.__class__.__name__}: {one_line(str(exc))[:80]}); fix the path"
+
+
+def check_path(root: Path, path: Path, relative: str, want: str) -> str | None:
     if path.is_absolute():
         return f"{relative!r} is absolute; give a path relative to conduit.yaml, inside the project"
     if ".." in path.parts:
@@ -240,9 +288,12 @@ def check_definition(path: Path, name: str, kind: str, hook: str = "", arities: 
     try:
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     except SyntaxError as exc:
-        return f"{path.name} has a syntax error at line {exc.lineno}: {exc.msg}; fix the file"
+        at = f" at line {exc.lineno}" if exc.lineno else ""
+        return f"{path.name} has a syntax error{at}: {exc.msg}; fix the file"
     except UnicodeDecodeError:
         return f"{path.name} is not UTF-8 text"
+    except (OSError, ValueError, RecursionError) as exc:  # unreadable, or too deeply nested to parse
+        return f"{path.name} cannot be read as Python ({exc.__class__.__name__}); fix the file"
     for node in tree.body:
         if kind == "class" and isinstance(node, ast.ClassDef) and node.name == name:
             return None
@@ -266,6 +317,9 @@ def check_arity(file: str, node: ast.FunctionDef | ast.AsyncFunctionDef, hook: s
     args = node.args
     positional = len(args.posonlyargs) + len(args.args)
     required = positional - len(args.defaults)
+    keyword_only = [a.arg for a, default in zip(args.kwonlyargs, args.kw_defaults, strict=True) if default is None]
+    if keyword_only:  # the hook is called positionally: a required keyword-only argument never gets a value
+        return f"{file}:{node.name} requires keyword-only {', '.join(keyword_only)}; give it a default or drop it"
     if args.vararg is not None or any(required <= n <= positional for n in arities):
         return None
     shapes = {"pre": "(data) or (data, files)", "post": "(out), (out, data) or (out, data, files)"}[hook]

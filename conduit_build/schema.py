@@ -53,14 +53,16 @@ def parse_hardware(value: Any) -> Any:
     raise ValueError(f"{value!r} is not a target; use cpu, gpu, or {{type: a10g, count: 1}}")
 
 
-def check_env(value: Any) -> Any:
+def check_env_name(name: str) -> str:
+    # checked per key, so the error points at the key and every such key is named
+    if SECRET_NAME.search(name):
+        raise ValueError(f"{name!r} looks like a secret, and env is baked into the image; pass it at run time instead")
+    return name
+
+
+def stringify_env(value: Any) -> Any:
     if not isinstance(value, dict):
         return value
-    for name in value:
-        if SECRET_NAME.search(str(name)):
-            raise ValueError(
-                f"{name} looks like a secret, and env is baked into the image; pass it at run time instead"
-            )
     return {
         key: (str(item).lower() if isinstance(item, bool) else str(item)) if isinstance(item, (int, float, bool)) else item
         for key, item in value.items()
@@ -122,6 +124,12 @@ class Server(Strict):
 class Image(Strict):
     repository: str | None = Field(None, description="Where `conduit push` sends the image.")
     base: str = "python:3.11-slim"
+    # Used in the builder stage only; none of them reaches the final image. An index URL
+    # that carries credentials belongs in CONDUIT_PIP_INDEX_URL, not in this file.
+    index_url: str | None = Field(None, description="pip --index-url (or CONDUIT_PIP_INDEX_URL)")
+    extra_index_urls: list[str] = Field(default_factory=list, description="pip --extra-index-url (or CONDUIT_PIP_EXTRA_INDEX_URL)")
+    find_links: str | None = Field(None, description="A folder of wheels inside the project (or CONDUIT_PIP_FIND_LINKS)")
+    ca_bundle: str | None = Field(None, description="A CA bundle for pip's HTTPS (or CONDUIT_CA_BUNDLE)")
 
 
 class Form(Strict):
@@ -166,7 +174,9 @@ class Config(Strict):
     requirements: list[str] = Field(default_factory=list)
     requirements_file: str | None = None
     system_packages: list[str] = Field(default_factory=list)
-    env: Annotated[dict[str, str], BeforeValidator(check_env)] = Field(default_factory=dict)
+    env: Annotated[dict[Annotated[str, AfterValidator(check_env_name)], str], BeforeValidator(stringify_env)] = Field(
+        default_factory=dict
+    )
     server: Server = Server()
     image: Image = Image()
     tests: list[TestCase] = Field(default_factory=list)
