@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from . import docker_engine
 from .config import Project
 from .docker_engine import Progress
+from .errors import ConduitError, UsageError
 from .render import render
 
 
@@ -43,3 +44,22 @@ def build_image(
             return Built(tag, existing.id, context_hash, cached=True)
     image_id = docker_engine.build(engine, context, tag, no_cache=no_cache, on_progress=on_progress)
     return Built(tag, image_id, context_hash, cached=False)
+
+
+def push_image(project: Project, tag: str | None = None, environ: dict[str, str] | None = None) -> tuple[str, str]:
+    """Push the image of the current context to image.repository; (tag, digest)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    repository = project.config.image.repository
+    if tag is None:
+        if not repository:
+            raise UsageError("image.repository is not set in conduit.yaml", "set it, e.g. localhost:5000/" + project.name)
+        tag = default_tag(project, render(project).hash)
+    engine = docker_engine.client()
+    if not docker_engine.image_exists(engine, tag):
+        raise ConduitError(f"no image {tag} here", "run `conduit build` first")
+    auth = None
+    if env.get("CONDUIT_REGISTRY_USERNAME"):
+        auth = {"username": env["CONDUIT_REGISTRY_USERNAME"], "password": env.get("CONDUIT_REGISTRY_PASSWORD", "")}
+    return tag, docker_engine.push(engine, tag, auth)

@@ -106,6 +106,16 @@ def build(
     return image_id
 
 
+def image_exists(engine: docker.DockerClient, tag: str) -> bool:
+    try:
+        engine.images.get(tag)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
+        raise EngineError(f"inspect {tag}: {exc}") from exc
+
+
 def tag_image(engine: docker.DockerClient, image: Any, tag: str) -> None:
     repository, _, version = tag.rpartition(":")
     with engine_errors("tag"):
