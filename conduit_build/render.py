@@ -99,12 +99,14 @@ class BuildContext:
     build_args: dict[str, str] = field(default_factory=dict)
     resolved_config: str = ""
 
-    @property
-    def hash(self) -> str:
+    hash: str = ""  # set once rendering is complete: the files as they were then
+
+    def seal(self) -> BuildContext:
         digest = hashlib.sha256()
         for path in sorted(self.files):
             digest.update(path.encode() + b"\0" + file_digest(self.files[path]) + b"\n")
-        return digest.hexdigest()
+        self.hash = digest.hexdigest()
+        return self
 
     def labels(self) -> dict[str, str]:
         return {"conduit.config": self.resolved_config, "conduit.context-hash": self.hash}
@@ -171,7 +173,7 @@ def render(project: Project, pip: PipSettings | None = None, template: str = "Do
                 files[f"build/find-links/{wheel.name}"] = wheel
     files[".dockerignore"] = render_template("dockerignore.j2").encode()
     files["Dockerfile"] = render_template(template, ctx=dockerfile_context(project, requirements, pip)).encode()
-    return context
+    return context.seal()
 
 
 def existing(path: Path, what: str) -> Path:

@@ -1,0 +1,37 @@
+# Rendered by Conduit for iris. Do not edit: change conduit.yaml or override a block.
+
+FROM python:3.11-slim AS builder
+# Package indexes, find-links and certificates live in this stage only: the runtime stage
+# below copies the finished venv and nothing else from here.
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore
+RUN python3 -m venv /opt/venv
+# Locked Python deps: the heaviest layer, rebuilt only when requirements.txt changes.
+COPY requirements.txt /tmp/requirements.txt
+RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
+ && /opt/venv/bin/pip uninstall --quiet --yes pip
+# The server runtime, byte-compiled here because the runtime user cannot write .pyc files.
+COPY conduit_runtime/ /opt/conduit/conduit_runtime/
+RUN python3 -m compileall -q /opt/conduit
+
+FROM python:3.11-slim
+
+RUN useradd --system --uid 10001 --gid 0 --home-dir /app --no-create-home conduit
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /opt/conduit /opt/conduit
+# Model files before code: editing a hook leaves these layers cached.
+COPY model/ /app/
+COPY code/ /app/
+COPY conduit.json /app/conduit.json
+ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/opt/conduit PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /app
+USER 10001
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+LABEL org.opencontainers.image.title="iris" \
+      org.opencontainers.image.description="Model server built by Conduit" \
+      org.opencontainers.image.base.name="python:3.11-slim" \
+      org.opencontainers.image.vendor="Conduit"
+CMD ["python3", "-m", "conduit_runtime", "/app/conduit.json", "--port", "8000"]

@@ -1,0 +1,147 @@
+"""The build context: deterministic, complete, secret-free; CPU and GPU targets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from conduit_build.config import load
+from conduit_build.render import PipSettings, render
+
+from tests.conftest import conduit
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def copy_project(source: Path, target: Path, reverse: bool = False) -> Path:
+    """Copy a project file by file, in a chosen order, with fresh mtimes."""
+    files = sorted(p for p in source.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    for path in reversed(files) if reverse else files:
+        destination = target / path.relative_to(source)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, destination)
+        if reverse:
+            os.utime(destination, (1_000_000, 1_000_000))
+    return target / "conduit.yaml"
+
+
+def test_same_inputs_same_bytes_and_hash(examples: Path, tmp_path: Path) -> None:
+    """Creation order and mtimes change nothing: not the files, not the hash, not the tar."""
+    first = render(load(copy_project(examples / "digits", tmp_path / "a")), PipSettings())
+    second = render(load(copy_project(examples / "digits", tmp_path / "b", reverse=True)), PipSettings())
+    assert first.hash == second.hash
+    assert first.tar().getvalue() == second.tar().getvalue()
+    first.write(tmp_path / "out-a")
+    second.write(tmp_path / "out-b")
+    for path in first.files:
+        assert (tmp_path / "out-a" / path).read_bytes() == (tmp_path / "out-b" / path).read_bytes()
+
+
+def test_hook_edit_changes_only_code(examples: Path, tmp_path: Path) -> None:
+    """Editing a hook changes the hash but no generated file: only the code/ layer rebuilds."""
+    config = copy_project(examples / "digits", tmp_path / "p")
+    before = render(load(config), PipSettings())
+    hooks = tmp_path / "p" / "hooks.py"
+    hooks.write_text(hooks.read_text() + "\n# edited\n")
+    after = render(load(config), PipSettings())
+    assert before.hash != after.hash
+    generated = [path for path, source in before.files.items() if isinstance(source, bytes)]
+    assert generated and all(before.files[path] == after.files[path] for path in generated)
+
+
+def test_context_layout(examples: Path) -> None:
+    context = render(load(examples / "digits" / "conduit.yaml"), PipSettings())
+    files = set(context.files)
+    assert {"Dockerfile", ".dockerignore", "requirements.txt", "conduit.json"} <= files
+    assert "model/model.pkl" in files
+    assert "code/hooks.py" in files and "code/samples/three.png" in files
+    assert "conduit_runtime/app.py" in files and "conduit_runtime/requirements.txt" in files
+    assert not any("__pycache__" in path for path in files)
+    with tarfile.open(fileobj=context.tar()) as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members] == sorted(files)
+    assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
+
+
+def test_layer_order_and_image_hygiene(examples: Path) -> None:
+    dockerfile = render(load(examples / "iris" / "conduit.yaml"), PipSettings()).files["Dockerfile"].decode()
+    final_stage = dockerfile.split("\nFROM python:3.11-slim\n", 1)[1]
+    order = [final_stage.index(line) for line in (
+        "useradd", "COPY --from=builder /opt/venv", "COPY --from=builder /opt/conduit",
+        "COPY model/", "COPY code/", "COPY conduit.json",
+    )]
+    assert order == sorted(order)
+    assert "USER 10001" in final_stage and "HEALTHCHECK" in final_stage and "EXPOSE 8000" in final_stage
+    assert "org.opencontainers.image.title" in final_stage
+    assert "PIP_" not in final_stage  # index settings stay in the builder stage
+
+
+def test_golden_iris_dockerfile(examples: Path) -> None:
+    """The rendered Dockerfile is reviewed in diffs: regenerate on purpose with CONDUIT_REGENERATE=1."""
+    dockerfile = render(load(examples / "iris" / "conduit.yaml"), PipSettings()).files["Dockerfile"]
+    golden = GOLDEN / "iris.Dockerfile"
+    if os.environ.get("CONDUIT_REGENERATE"):
+        golden.write_bytes(dockerfile)
+    assert dockerfile == golden.read_bytes()
+
+
+def test_secrets_never_enter_the_context(examples: Path, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n")
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    (wheels / "demo-1.0-py3-none-any.whl").write_bytes(b"wheel")
+    secret_url = "https://user:s3cr3t@pypi.example.com/simple"
+    pip = PipSettings(index_url=secret_url, extra_index_urls=("https://extra.example.com/simple",), find_links=wheels, ca_bundle=ca)
+    context = render(load(examples / "iris" / "conduit.yaml"), pip)
+    assert context.build_args == {"PIP_INDEX_URL": secret_url, "PIP_EXTRA_INDEX_URL": "https://extra.example.com/simple"}
+    assert b"s3cr3t" not in context.tar().getvalue()
+    assert "s3cr3t" not in str(context.labels())
+    assert "build/ca-bundle.crt" in context.files and "build/find-links/demo-1.0-py3-none-any.whl" in context.files
+    dockerfile = context.files["Dockerfile"].decode()
+    builder, final = dockerfile.split("\nFROM python:3.11-slim\n", 1)
+    assert "PIP_CERT" in builder and "PIP_FIND_LINKS" in builder
+    assert "build/" not in final and "conduit-build" not in final
+
+
+def test_pip_settings_from_environment(examples: Path) -> None:
+    project = load(examples / "iris" / "conduit.yaml")
+    pip = PipSettings.of(project, {"CONDUIT_PIP_INDEX_URL": "https://i.example/simple", "CONDUIT_PIP_EXTRA_INDEX_URL": "https://a/simple https://b/simple"})
+    assert pip.index_url == "https://i.example/simple"
+    assert pip.extra_index_urls == ("https://a/simple", "https://b/simple")
+    assert PipSettings.of(project, {}) == PipSettings()
+
+
+@pytest.mark.parametrize("gpu", [False, True])
+def test_cpu_and_gpu_wheels(tmp_path: Path, gpu: bool) -> None:
+    (tmp_path / "model.py").write_text("class Model:\n    def predict(self, data):\n        return data\n")
+    hardware = "{type: a10g, count: 1}" if gpu else "cpu"
+    (tmp_path / "conduit.yaml").write_text(
+        f"name: wheels\nhardware: {hardware}\nmodels: [{{type: python, file: 'model.py:Model'}}]\n"
+        "requirements: [onnxruntime==1.32.0, torch==2.13.0, xgboost-cpu==3.2.0]\n"
+    )
+    context = render(load(tmp_path / "conduit.yaml"), PipSettings())
+    requirements = context.files["requirements.txt"].decode().splitlines()
+    dockerfile = context.files["Dockerfile"].decode()
+    if gpu:
+        assert "onnxruntime-gpu==1.32.0" in requirements and "xgboost==3.2.0" in requirements
+        assert "download.pytorch.org/whl/cu" in dockerfile
+        assert 'NVIDIA_VISIBLE_DEVICES="all"' in dockerfile and "NVIDIA_DRIVER_CAPABILITIES" in dockerfile
+    else:
+        assert "onnxruntime==1.32.0" in requirements and "xgboost-cpu==3.2.0" in requirements
+        assert "download.pytorch.org/whl/cpu" in dockerfile
+        assert "NVIDIA" not in dockerfile
+
+
+def test_render_command_prints_hash_and_writes_dir(examples: Path, tmp_path: Path) -> None:
+    result = conduit("render", "-f", str(examples / "iris" / "conduit.yaml"), "-o", str(tmp_path / "ctx"))
+    assert result.returncode == 0, result.stderr
+    digest = result.stdout.strip()
+    assert len(digest) == 64 and int(digest, 16) >= 0
+    assert (tmp_path / "ctx" / "Dockerfile").is_file()
+    again = conduit("render", "-f", str(examples / "iris" / "conduit.yaml"))
+    assert again.stdout.strip() == digest
