@@ -8,11 +8,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from conftest import conduit
 
 from conduit_build.config import load
 from conduit_build.render import PipSettings, render
-
-from tests.conftest import conduit
 
 GOLDEN = Path(__file__).parent / "golden"
 
