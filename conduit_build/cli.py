@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import ConduitError, ConfigError, UsageError
 from .schema import MODEL_TYPES
+from .test_command import add_arguments as add_test_arguments
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -76,6 +77,57 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0 if status < 400 else 1
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from .config import load
+    from .render import render
+
+    context = render(load(config_path(args)))
+    if args.out:
+        context.write(Path(args.out))
+    emit(args, {"hash": context.hash, "out": args.out, "files": sorted(context.files)}, context.hash)
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build_image
+    from .config import load
+    from .progress import printer
+
+    built = build_image(load(config_path(args)), args.tag, args.no_cache, printer(args.json, args.quiet))
+    if built.cached:
+        message = f"{built.tag}: up to date (an image with context hash {built.context_hash[:12]} exists)"
+    else:
+        message = f"built {built.tag} ({built.image_id[:19]})"
+    emit(args, {"tag": built.tag, "image_id": built.image_id, "context_hash": built.context_hash,
+                "cached": built.cached, "event": "built"}, message)
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .build import push_image
+    from .config import load
+
+    tag, digest = push_image(load(config_path(args)), args.tag)
+    repository = tag.rpartition(":")[0]
+    emit(args, {"tag": tag, "digest": digest, "reference": f"{repository}@{digest}"}, f"{repository}@{digest}")
+    return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from .container import running_container
+    from .test_command import cmd_test as run_test
+
+    if not (args.image or args.url or args.local):
+        # `conduit build && conduit test`: the image of the current context.
+        from .build import default_tag
+        from .config import load
+        from .render import render
+
+        project = load(config_path(args))
+        args.image = default_tag(project, render(project).hash)
+    return run_test(args, run_container=running_container)
+
+
 # -- the parser -------------------------------------------------------------------
 
 
@@ -98,6 +150,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("validate", cmd_validate, "check conduit.yaml and the files it names")
     command("schema", cmd_schema, "print the JSON Schema of conduit.yaml")
+
+    sub = command("render", cmd_render, "write the build context and print its content hash")
+    sub.add_argument("-o", "--out", metavar="DIR", help="write the context here (default: only print the hash)")
+
+    sub = command("build", cmd_build, "build the image through the Docker SDK, streaming progress")
+    sub.add_argument("--tag", help="image tag (default: <image.repository or name>:<context hash[:12]>)")
+    sub.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    sub.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+
+    sub = command("test", cmd_test, "contract-test the image (default), a URL, or a local server")
+    add_test_arguments(sub)
+
+    sub = command("push", cmd_push, "push the image to image.repository and print its digest")
+    sub.add_argument("--tag", help="the image to push (default: the one built from the current context)")
 
     sub = command("serve", cmd_serve, "run the model server in-process, no Docker")
     sub.add_argument("--port", type=int, help="port (default: server.port)")
