@@ -25,7 +25,7 @@ def exit_reason(container: Any) -> str | None:
 
 
 @contextmanager
-def running_container(image: str, project: Project, api_key: str, ready_timeout_s: float = 120) -> Iterator[str]:
+def running_container(image: str, project: Project, api_key: str | None, ready_timeout_s: float = 120) -> Iterator[str]:
     """Start `image` with the API key passed at run time; yield its base URL once /ready."""
     engine = docker_engine.client()
     port = project.config.server.port

@@ -68,7 +68,7 @@ def build(
     on_progress: Callable[[Progress], None] = lambda event: None,
 ) -> str:
     """Build through the legacy builder, streaming progress; the image id."""
-    current, log_tail = Progress("step", "", 0, 0), []
+    current, log_tail = Progress("step", "", 0, 0), list[str]()
     image_id = ""
     with engine_errors("build"):
         stream = engine.api.build(
