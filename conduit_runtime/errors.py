@@ -15,7 +15,9 @@
 
 Hooks and models may raise InputRejected themselves; ValueError, TypeError,
 KeyError and IndexError raised by them are read the same way (the input was
-refused), anything else is a 500 whose message never carries a traceback.
+refused), and so is a decoder refusing uploaded bytes (Pillow's
+UnidentifiedImageError, or the OSError / SyntaxError it raises for a truncated
+or broken image); anything else is a 500 whose message never carries a traceback.
 """
 
 from __future__ import annotations
@@ -79,12 +81,33 @@ class TimedOut(ServerError):
 # Exceptions from user code that mean "this input is not acceptable".
 INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError)
 
+# Libraries that decode uploaded bytes, and what they raise for bytes that are
+# not what they decode: a client's mistake (422), not a failure of the model.
+DECODERS = ("PIL",)
+DECODE_ERRORS = (OSError, SyntaxError, EOFError)
+
+
+def from_decoder(exc: BaseException) -> bool:
+    """Raised by a decoder, for its input: its own exception class
+    (PIL.UnidentifiedImageError, DecompressionBombError), or an OSError /
+    SyntaxError / EOFError raised in the decoder's code ("image file is truncated")."""
+    if type(exc).__module__.partition(".")[0] in DECODERS:
+        return True
+    if not isinstance(exc, DECODE_ERRORS):
+        return False
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0] in DECODERS
+
 
 def from_user_code(exc: BaseException, where: str) -> ServerError:
     """Read an exception raised by a hook or a model as a 422 or a 500."""
     if isinstance(exc, ServerError):
         return exc
     detail = f"{type(exc).__name__}: {exc}"[:500]
-    if isinstance(exc, INPUT_ERRORS):
+    if isinstance(exc, INPUT_ERRORS) or from_decoder(exc):
         return InputRejected(f"{where} rejected the input: {detail}")
     return ModelFailed(f"{where} failed: {detail}")

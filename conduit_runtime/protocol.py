@@ -111,10 +111,10 @@ class FormParser(MultiPartParser):
     boundary arrived: a body cut short must not pass as a shorter form."""
 
     def __init__(self, headers: Headers, stream: AsyncIterator[bytes], max_part_size: int) -> None:
-        super().__init__(headers, self.to_the_end(stream), max_part_size=max_part_size)  # type: ignore[arg-type]
+        super().__init__(headers, self.to_the_end(stream), max_part_size=max_part_size)
         self.complete = False
 
-    async def to_the_end(self, stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def to_the_end(self, stream: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
         async for chunk in stream:
             yield chunk
         if not self.complete:  # raised inside parse(), which then closes the spooled files

@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY
+
+from tests.conftest import API_KEY
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
