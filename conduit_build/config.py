@@ -149,6 +149,11 @@ def describe(shown: str, positions: Positions, error: Any) -> str:
             text = f"{given!r} is not a valid name; use lowercase letters, digits and dashes (like my-model), at most 63"
         elif kind == "too_short" and loc == ("models",):
             text = "list at least one model stage (type: and file:)"
+        elif kind != "value_error":
+            # pydantic says what it wanted; add what it got, without its class names
+            text = re.sub(r" or instance of \w+", "", text)
+            if given is None or isinstance(given, (str, int, float)):
+                text += f"; got {given!r}"
     return f"{shown}:{line}:{col}: {dotted(loc)}: {text}"
 
 

@@ -47,9 +47,9 @@ def read(path: Path) -> tuple[Any, Positions]:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise YamlProblem(offset_position(exc.object.decode("utf-8", "replace"), exc.start),
-                          "the file is not UTF-8 text; save it as UTF-8") from None
+                          "(file): not UTF-8 text; save it as UTF-8") from None
     except OSError as exc:
-        raise YamlProblem((1, 1), f"cannot read the file ({exc.strerror}); check its permissions") from None
+        raise YamlProblem((1, 1), f"(file): cannot read it ({exc.strerror}); check its permissions") from None
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -61,9 +61,9 @@ def read(path: Path) -> tuple[Any, Positions]:
         raise YamlProblem(offset_position(text, exc.position),
                           f"YAML syntax error: character U+{code:04X} is not allowed in YAML; remove it") from None
     except yaml.YAMLError as exc:
-        raise YamlProblem((1, 1), f"YAML error: {one_line(str(exc))}") from None
+        raise YamlProblem((1, 1), f"YAML syntax error: {one_line(str(exc))}") from None
     except RecursionError:
-        raise YamlProblem((1, 1), "YAML nested too deeply for a config file; flatten it") from None
+        raise YamlProblem((1, 1), "YAML syntax error: nested too deeply for a config file; flatten it") from None
     positions = Positions()
     if root is not None:
         walk(root, (), positions, set())
