@@ -112,6 +112,14 @@ HARDWARE_SCHEMA = {
 }
 
 
+# The loader turns numbers and booleans into strings, so editors must accept them too.
+ENV_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"type": ["string", "number", "boolean"]},
+    "description": "Plain runtime environment, baked into the image: never secrets.",
+}
+
+
 class Server(Strict):
     port: int = Field(8000, ge=1, le=65535)
     api_key_env: str = Field("CONDUIT_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -174,9 +182,9 @@ class Config(Strict):
     requirements: list[str] = Field(default_factory=list)
     requirements_file: str | None = None
     system_packages: list[str] = Field(default_factory=list)
-    env: Annotated[dict[Annotated[str, AfterValidator(check_env_name)], str], BeforeValidator(stringify_env)] = Field(
-        default_factory=dict
-    )
+    env: Annotated[
+        dict[Annotated[str, AfterValidator(check_env_name)], str], BeforeValidator(stringify_env), WithJsonSchema(ENV_SCHEMA)
+    ] = Field(default_factory=dict)
     server: Server = Server()
     image: Image = Image()
     tests: list[TestCase] = Field(default_factory=list)
@@ -187,4 +195,5 @@ def json_schema() -> dict[str, Any]:
     schema = Config.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "conduit.yaml"
+    schema["properties"]["hardware"]["default"] = "cpu"  # not the parsed Hardware(), which the file never holds
     return schema
