@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from conftest import conduit
 
 from conduit_build.schema import MODEL_TYPES
-from tests.conftest import conduit
 
 MINIMAL = "name: demo\nmodels:\n  - type: sklearn\n    file: model.pkl\n"
 
