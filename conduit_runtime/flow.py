@@ -43,16 +43,22 @@ class Stage:
 
     def run(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
         try:
-            x = self.pre(data, None, files) if self.pre else self.model.coerce(data)
+            if self.pre:
+                rewind(files)
+                x = self.pre(data, None, files)
+            else:
+                x = self.model.coerce(data)
         except Exception as exc:
             raise from_user_code(exc, f"{self.label} pre hook") from exc
         try:
+            rewind(files)  # a pre hook that read the files must not leave the model at their end
             out = self.model.call(x, files, parameters)
         except Exception as exc:
             raise from_user_code(exc, f"{self.label} model") from exc
         if self.post is None:
             return out
         try:
+            rewind(files)
             return self.post(out, data, files)
         except Exception as exc:
             raise from_user_code(exc, f"{self.label} post hook") from exc
@@ -68,10 +74,15 @@ class Flow:
 
     def run(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
         for stage in self.stages:
-            for upload in files:
-                upload.seek(0)  # every stage sees each file from its start
             data = stage.run(data, files, parameters)
         return data
+
+
+def rewind(files: list[Any]) -> None:
+    """Every hook and model sees each file from its start (DESIGN §2: at position 0)."""
+    for upload in files:
+        if not upload.closed:  # a hook may have closed one; reading it then is its own error
+            upload.seek(0)
 
 
 def load_stage(spec: ServerSpec, index: int, stage: StageSpec) -> Stage:

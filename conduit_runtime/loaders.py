@@ -37,6 +37,8 @@ def to_table(data: Any) -> Any:
 
     if hasattr(data, "detach"):  # a torch tensor from an earlier stage
         data = data.detach().cpu().numpy()
+    if is_table(data):
+        return data  # already a table from an earlier stage: np.asarray would wreck it
     try:
         table = np.asarray(data)
     except ValueError as exc:
@@ -48,13 +50,28 @@ def to_table(data: Any) -> Any:
     return table
 
 
+def is_table(data: Any) -> bool:
+    """A scipy sparse matrix or a pandas DataFrame (e.g. a TfidfVectorizer's output)."""
+    sparse = hasattr(data, "tocsr") and hasattr(data, "nnz")
+    frame = hasattr(data, "columns") and hasattr(data, "iloc")
+    return sparse or frame
+
+
 def read_pickle(path: Path) -> Any:
+    """A .pkl written by pickle, cloudpickle or joblib.dump (which is not a plain pickle)."""
     if path.suffix == ".joblib":
         import joblib
 
         return joblib.load(path)
-    with path.open("rb") as handle:
-        return pickle.load(handle)
+    try:
+        with path.open("rb") as handle:
+            return pickle.load(handle)
+    except pickle.UnpicklingError:
+        try:
+            import joblib
+        except ImportError:
+            raise
+        return joblib.load(path)  # joblib.dump(model, "model.pkl"), compressed or not
 
 
 def sklearn_method(method: str) -> Callable[[Path, dict[str, Any], bool], Model]:
@@ -94,12 +111,15 @@ def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     inputs = session.get_inputs()
     dtypes = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
               "tensor(int32)": np.int32, "tensor(string)": np.object_, "tensor(bool)": np.bool_}
+    # A list goes to the first input as float32, unless that input declares another type
+    # (a float64 graph, token ids): then as that type, which onnxruntime insists on.
+    first_dtype = dtypes.get(inputs[0].type, np.float32) if inputs else np.float32
 
     def call(x: Any, files: list[Any], params: dict[str, Any]) -> Any:
         if isinstance(x, dict):
             feeds = {i.name: np.asarray(x[i.name], dtype=dtypes.get(i.type)) for i in inputs if i.name in x}
         else:
-            feeds = {inputs[0].name: np.asarray(x, dtype=np.float32)}
+            feeds = {inputs[0].name: np.asarray(x, dtype=first_dtype)}
         return session.run(None, feeds)[0]
 
     def coerce(data: Any) -> Any:
@@ -114,9 +134,24 @@ def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
 
     device = torch.device("cuda" if gpu and torch.cuda.is_available() else "cpu")
     if path.suffix == ".pkl":
-        module = read_pickle(path).to(device)
+        try:
+            module = read_pickle(path)
+        except pickle.UnpicklingError:  # torch.save(model, "model.pkl") is a zip, not a pickle
+            module = torch.load(str(path), map_location=device, weights_only=False)
     else:
-        module = torch.jit.load(str(path), map_location=device)
+        try:
+            module = torch.jit.load(str(path), map_location=device)
+        except RuntimeError as exc:  # torch.save(model, "model.pt"): a whole module, not TorchScript
+            try:
+                module = torch.load(str(path), map_location=device, weights_only=False)
+            except Exception:
+                raise exc from None
+    if not callable(module) or not hasattr(module, "eval"):
+        raise TypeError(
+            f"{path.name} holds a {type(module).__name__}, not a torch module: save the module itself "
+            "(torch.jit.script(model).save(...) or torch.save(model, ...)), not its state_dict"
+        )
+    module = module.to(device)
     module.eval()
 
     def coerce(data: Any) -> Any:
