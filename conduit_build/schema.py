@@ -49,6 +49,8 @@ def parse_hardware(value: Any) -> Any:
     if value in ("cpu", "gpu"):
         return {"kind": value}
     if isinstance(value, dict):
+        if "kind" in value:  # internal, not a key of the file: {kind: cpu, ...} must not pass unseen
+            raise ValueError("unknown key 'kind': a mapping here is a GPU, like {type: a10g, count: 1}; for none write cpu")
         return {"kind": "gpu", **value}
     raise ValueError(f"{value!r} is not a target; use cpu, gpu, or {{type: a10g, count: 1}}")
 

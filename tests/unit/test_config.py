@@ -170,6 +170,7 @@ CASES = [
     ("missing-file-key", "name: demo\nmodels:\n  - type: sklearn\n",
      [(("type", 1), "models[0].file", "missing required key 'file'")]),
     ("bad-hardware", stage("hardware: tpu\n"), [(("tpu", 1), "hardware", "use cpu, gpu, or {type: a10g, count: 1}")]),
+    ("hardware-kind", stage("hardware: {kind: cpu, type: a10g}\n"), [(("{kind", 1), "hardware", "unknown key 'kind'")]),
     ("gpu-count-zero", stage("hardware: {type: a10g, count: 0}\n"), [(("0}", 1), "hardware.count", "greater than or equal to 1; got 0")]),
     ("env-secret", stage("env:\n  LOG_LEVEL: debug\n  AWS_SECRET_KEY: x\n  DB_PASSWORD: y\n"), [
         (("AWS_SECRET_KEY", 1), "env.AWS_SECRET_KEY", "looks like a secret"),
