@@ -106,3 +106,42 @@ def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     yield start
     for server in started:
         server.stop()
+
+
+# -- the Docker engine and images built once per session ------------------------------------
+
+
+@pytest.fixture(scope="session")
+def engine() -> object:
+    """The real engine; scripts/engine (run by scripts/test) starts one when none answers."""
+    import docker
+
+    try:
+        client = docker.from_env(timeout=600)
+        client.ping()
+    except Exception as exc:
+        pytest.fail(f"no Docker engine answers ({exc}); run scripts/engine first")
+    return client
+
+
+@dataclass
+class Built:
+    config: Path
+    tag: str
+    context_hash: str
+
+
+def build(config: Path, *extra: str, env: dict[str, str] | None = None) -> Built:
+    """`conduit build --json` as a user runs it; the built tag."""
+    import json
+
+    result = conduit("build", "-f", str(config), "--json", *extra, env=env, timeout=1800)
+    assert result.returncode == 0, f"build failed:\n{result.stderr[-4000:]}\n{result.stdout[-2000:]}"
+    built = json.loads(result.stdout)
+    return Built(config, built["tag"], built["context_hash"])
+
+
+@pytest.fixture(scope="session")
+def images(engine: object, examples: Path) -> dict[str, Built]:
+    """The three examples built for real, once per session (they share the base and layer cache)."""
+    return {name: build(examples / name / "conduit.yaml") for name in ("iris", "pipeline", "digits")}

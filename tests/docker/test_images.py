@@ -1,0 +1,142 @@
+"""Images built for real through the Docker SDK, run as containers, contract-tested."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Built, build, conduit
+
+from conduit_build.config import load
+from conduit_build.render import render
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.mark.parametrize("name", ["iris", "pipeline", "digits"])
+def test_examples_pass_their_contract_in_a_container(images: dict[str, Built], name: str, tmp_path: Path) -> None:
+    built = images[name]
+    junit = tmp_path / "junit.xml"
+    result = conduit("test", "-f", str(built.config), "--image", built.tag, "--junit", str(junit), "--repeat", "5",
+                     env={"CONDUIT_API_KEY": "contract-key"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 failed" in result.stdout
+    assert 'failures="0"' in junit.read_text()
+
+
+def test_default_test_target_is_the_built_image(images: dict[str, Built]) -> None:
+    """`conduit build && conduit test`: with no flag, test runs the image of the current context."""
+    result = conduit("test", "-f", str(images["iris"].config), "--repeat", "1", env={"CONDUIT_API_KEY": "k"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert images["iris"].tag in result.stdout + result.stderr
+
+
+def test_image_is_labelled_slim_and_non_root(engine: Any, images: dict[str, Built]) -> None:
+    built = images["iris"]
+    image = engine.images.get(built.tag)
+    config = image.attrs["Config"]
+    assert config["User"] == "10001"
+    assert "8000/tcp" in config["ExposedPorts"]
+    assert "/health" in " ".join(config["Healthcheck"]["Test"])
+    labels = config["Labels"]
+    assert labels["org.opencontainers.image.title"] == "iris"
+    assert labels["conduit.context-hash"] == built.context_hash == render(load(built.config)).hash
+    assert yaml.safe_load(labels["conduit.config"])["name"] == "iris"
+    assert built.tag.endswith(":" + built.context_hash[:12])
+    # Build tools and pip stay in the builder stage.
+    listing = engine.containers.run(built.tag, ["sh", "-c", "ls /opt/venv/bin; command -v gcc || true"], remove=True)
+    assert b"pip" not in listing and b"gcc" not in listing
+
+
+def test_noop_rebuild_returns_at_once(images: dict[str, Built]) -> None:
+    result = conduit("build", "-f", str(images["iris"].config))
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    assert "[1/" not in result.stderr  # no build step ran
+
+
+def copy_example(examples: Path, name: str, target: Path) -> Path:
+    shutil.copytree(examples / name, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target / "conduit.yaml"
+
+
+def build_events(config: Path) -> list[dict[str, Any]]:
+    result = conduit("build", "-f", str(config), "--json", timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+
+
+def test_hook_edit_rebuilds_only_the_last_layers(images: dict[str, Built], examples: Path, tmp_path: Path) -> None:
+    config = copy_example(examples, "digits", tmp_path / "digits")
+    build_events(config)
+    hooks = config.parent / "hooks.py"
+    hooks.write_text(hooks.read_text() + f"\n# a comment: the hooks changed ({uuid.uuid4()})\n")
+    events = build_events(config)
+    steps = [e for e in events if e["kind"] == "step"]
+    cached_after = {e["step"] for e in events if e["kind"] == "output" and "Using cache" in e["text"]}
+    model_step = next(e["step"] for e in steps if e["text"].startswith("COPY model/"))
+    code_step = next(e["step"] for e in steps if e["text"].startswith("COPY code/"))
+    assert model_step in cached_after  # model files and everything before: from cache
+    assert all(e["step"] in cached_after for e in steps if e["step"] < model_step and not e["text"].startswith("FROM"))
+    assert code_step not in cached_after
+
+
+def test_failing_build_step_exits_1_with_its_log(engine: Any, examples: Path, tmp_path: Path) -> None:
+    config = copy_example(examples, "iris", tmp_path / "iris")
+    config.write_text(config.read_text().replace("requirements: [scikit-learn==1.9.1]",
+                                                 "requirements: [scikit-learn==1.9.1, conduit-no-such-package==9.9.9]"))
+    result = conduit("build", "-f", str(config), timeout=1800)
+    assert result.returncode == 1
+    assert "failed" in result.stderr and "pip install" in result.stderr
+    assert "conduit-no-such-package" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def broken_project(examples: Path, target: Path, breakage: str) -> Path:
+    config = copy_example(examples, "iris", target)
+    if breakage == "model":
+        (target / "model.pkl").write_bytes(b"this is not a pickle")
+    else:
+        (target / "hooks.py").write_text("def pre(data):\n    raise RuntimeError('the hook is broken')\n")
+        config.write_text(config.read_text().replace("    file: model.pkl            # made by make_model.py",
+                                                     "    file: model.pkl\n    hooks: {pre: hooks.py:pre}"))
+    return config
+
+
+@pytest.mark.parametrize("breakage", ["model", "hook"])
+def test_broken_image_fails_its_contract_with_the_reason(images: dict[str, Built], examples: Path, tmp_path: Path, breakage: str) -> None:
+    config = broken_project(examples, tmp_path / breakage, breakage)
+    built = build(config)
+    result = conduit("test", "-f", str(config), "--image", built.tag, "--ready-timeout", "60", "--repeat", "1",
+                     env={"CONDUIT_API_KEY": "k"})
+    assert result.returncode == 1
+    output = result.stdout + result.stderr
+    reason = "start-up failed" if breakage == "model" else "the hook is broken"
+    assert reason in output
+    assert "Traceback" not in result.stdout
+
+
+def test_pip_settings_stay_out_of_the_final_image(engine: Any, examples: Path, tmp_path: Path) -> None:
+    """Index URLs, find-links and the CA bundle are used in the builder stage only."""
+    config = copy_example(examples, "iris", tmp_path / "iris")
+    links = config.parent / "wheels"
+    links.mkdir()
+    (links / "README.txt").write_text("no wheels here\n")
+    env = {
+        "CONDUIT_PIP_EXTRA_INDEX_URL": "file:///nonexistent/s3cr3t-token/simple",
+        "CONDUIT_PIP_FIND_LINKS": "wheels",
+        "CONDUIT_CA_BUNDLE": "/etc/ssl/certs/ca-certificates.crt",
+    }
+    built = build(config, env=env)
+    image = engine.images.get(built.tag)
+    history = json.dumps(engine.api.history(image.id))
+    assert "s3cr3t" not in history and "conduit-build" not in history and "PIP_" not in history
+    assert "s3cr3t" not in json.dumps(image.attrs)
+    assert not any(v.startswith("PIP_") for v in image.attrs["Config"]["Env"])
+    found = engine.containers.run(built.tag, ["sh", "-c", "ls -d /etc/conduit-build /tmp/requirements.txt 2>&1 || true"], remove=True)
+    assert b"No such file" in found and b"ca-bundle" not in found
