@@ -68,21 +68,21 @@ async def read_request(headers: Headers, stream: AsyncIterator[bytes], limit: in
         body = bytearray()
         async for chunk in limited(stream, limit):
             body += chunk
-        return from_json_body(bytes(body))
+        return from_json_body(body)  # parsed in place: no second copy of the body
     raise UnsupportedMediaType(
         f"content type {kind!r} is not accepted; send application/json or multipart/form-data"
     )
 
 
-def parse_json(text: bytes | str, what: str, code: str) -> Any:
+def parse_json(text: bytes | bytearray | str, what: str, code: str) -> Any:
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc}"[:300], code) from None
 
 
-def from_json_body(body: bytes) -> Request:
-    if not body.strip():
+def from_json_body(body: bytes | bytearray) -> Request:
+    if not body or body.isspace():
         raise BadRequest("the body is empty; send the data list as JSON", "bad_json")
     payload = parse_json(body, "the body", "bad_json")
     if isinstance(payload, dict):

@@ -328,6 +328,14 @@ def test_404_405_json(picky: Any, method: str, path: str, status: int) -> None:
     assert_error(httpx.request(method, picky.url + path, timeout=10), status)
 
 
+@pytest.mark.xfail(strict=True, reason="app.py: http_error() rebuilds the 405 answer without the Allow header "
+                   "Starlette put on the HTTPException; RFC 9110 §15.5.6 requires Allow on a 405")
+def test_405_names_the_allowed_methods(picky: Any) -> None:
+    response = httpx.get(picky.url + "/predict", timeout=10)
+    assert response.status_code == 405
+    assert "POST" in response.headers.get("allow", "")
+
+
 # -- 413 ----------------------------------------------------------------------------
 
 
@@ -593,6 +601,24 @@ def test_504_timeout_running_and_queued(servers: dict[str, Any]) -> None:
     assert post(slow, json=[1]).json()["result"] == [1]
     statuses = [json.loads(line)["status"] for line in slow.logs().splitlines() if '"event":"prediction"' in line]
     assert statuses.count(504) >= 2
+
+
+@pytest.mark.xfail(strict=True, reason="app.py: read_request() runs before asyncio.timeout(), so timeout_s does not "
+                   "cover reading the body: a client that stalls mid-body holds the request with no 504 at timeout_s")
+def test_504_also_while_the_body_is_still_arriving(servers: dict[str, Any]) -> None:
+    slow = servers["slow"]  # timeout_s: 1
+    address = urlsplit(slow.url)
+    with socket.create_connection((address.hostname, address.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: x\r\nAuthorization: {API_KEY}\r\n".encode()
+            + b"Content-Type: application/json\r\nContent-Length: 10\r\n\r\n[1"
+        )
+        sock.settimeout(2.5)
+        try:
+            answer = sock.recv(65536)
+        except TimeoutError:
+            answer = b""
+    assert answer.startswith(b"HTTP/1.1 504"), "no answer 1.5 s past timeout_s"
 
 
 # -- 503 ----------------------------------------------------------------------------

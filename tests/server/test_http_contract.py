@@ -168,6 +168,19 @@ def test_empty_data_list_is_an_empty_result(echo: Any) -> None:
     assert body["result"] == [] and body["prediction_ids"] == []
 
 
+@pytest.mark.parametrize("data", [[[5.1, 3.5]], [["a", "b", "c", "d"]]])
+def test_a_real_model_rejecting_the_input_is_422(iris: Any, data: Any) -> None:
+    response = post(iris, json=data)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error"]["code"] == "invalid_input" and "Traceback" not in response.text
+
+
+def test_a_real_hook_rejecting_the_input_is_422(digits: Any) -> None:
+    response = post(digits, json=[None])  # no image uploaded: the pre hook refuses
+    assert response.status_code == 422 and "PNG" in response.json()["error"]["message"]
+
+
 # -- multipart bodies ------------------------------------------------------------------
 
 
