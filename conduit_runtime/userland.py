@@ -4,32 +4,47 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import itertools
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-_modules: dict[Path, ModuleType] = {}
+# path → (the file's stamp when imported, the module)
+_modules: dict[Path, tuple[tuple[int, int], ModuleType]] = {}
+_imports = itertools.count()
 
 
 def load_object(project_dir: Path, ref: str) -> Any:
-    """`hooks.py:pre_process` → the object, importing each file once."""
+    """`hooks.py:pre_process` → the object, importing each file once (again only
+    once it changed on disk: a notebook that edits hooks.py and loads anew sees the edit)."""
     file_part, _, name = ref.rpartition(":")
     path = (project_dir / file_part).resolve()
-    module = _modules.get(path)
-    if module is None:
+    try:
+        info = path.stat()
+    except OSError:
+        raise ImportError(f"cannot import {file_part}: no such file in {project_dir}") from None
+    stamp = (info.st_mtime_ns, info.st_size)
+    cached = _modules.get(path)
+    if cached is not None and cached[0] == stamp:
+        module = cached[1]
+    else:
         # Hooks may import their neighbours (`from labels import NAMES`).
         if str(project_dir) not in sys.path:
             sys.path.insert(0, str(project_dir))
-        module_name = f"conduit_user_{path.stem}_{len(_modules)}"
+        module_name = f"conduit_user_{path.stem}_{next(_imports)}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot import {file_part}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-        _modules[path] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[module_name]
+            raise
+        _modules[path] = (stamp, module)
     try:
         return getattr(module, name)
     except AttributeError:

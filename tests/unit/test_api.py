@@ -282,3 +282,15 @@ def test_results_are_plain_json(text_model: Conduit) -> None:
     """The envelope holds only JSON types (the model returned an ndarray of int64)."""
     result: Any = text_model.run(["good film"])["result"]
     assert result == [1] and type(result[0]) is int
+
+
+def test_a_new_load_sees_edited_hooks(tmp_path: Path) -> None:
+    """Edit hooks.py, then Conduit.from_file(...).load() again (the notebook loop): the edit is used."""
+    (tmp_path / "conduit.yaml").write_text(
+        "name: api-edit\nmodels:\n  - type: python\n    file: model.py:Same\n    hooks:\n      post: hooks.py:post\n"
+    )
+    (tmp_path / "model.py").write_text("class Same:\n    def predict(self, data):\n        return data\n")
+    (tmp_path / "hooks.py").write_text("def post(out):\n    return ['before']\n")
+    assert Conduit.from_file(tmp_path / "conduit.yaml").load().run([1])["result"] == ["before"]
+    (tmp_path / "hooks.py").write_text("def post(out):\n    return ['after the edit']\n")
+    assert Conduit.from_file(tmp_path / "conduit.yaml").load().run([1])["result"] == ["after the edit"]

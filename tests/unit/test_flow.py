@@ -190,12 +190,16 @@ def test_to_table_refuses_ragged_and_3d_data() -> None:
         assert caught.value.code == "bad_shape"
 
 
-def test_to_table_keeps_sparse_matrices_and_frames() -> None:
-    """A sparse matrix or DataFrame from an earlier stage passes unchanged."""
+def test_to_table_keeps_sparse_matrices() -> None:
+    """A sparse matrix from an earlier stage (a TfidfVectorizer's) passes unchanged."""
     import scipy.sparse
 
     matrix = scipy.sparse.csr_matrix(np.eye(3))
     assert to_table(matrix) is matrix
+
+
+def test_to_table_keeps_data_frames() -> None:
+    """A DataFrame from an earlier stage (set_output(transform="pandas")) passes unchanged."""
     pandas = pytest.importorskip("pandas")
     frame = pandas.DataFrame({"sepal_length": [5.1], "species": ["setosa"]})
     assert to_table(frame) is frame  # column names survive for a ColumnTransformer
@@ -240,3 +244,19 @@ def test_load_object_imports_a_file_once_and_its_neighbours(tmp_path: Path) -> N
     assert post("x") == ("x", 1)  # the same module: pre's call is seen
     with pytest.raises(ImportError, match="no attribute 'missing'"):
         load_object(tmp_path, "hooks.py:missing")
+
+
+def test_load_object_imports_again_once_the_file_changed(tmp_path: Path) -> None:
+    """A notebook that edits hooks.py and loads anew gets the edited hook; an unchanged file is not re-run."""
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text("def post(out):\n    return 'first'\n")
+    first = load_object(tmp_path, "hooks.py:post")
+    assert load_object(tmp_path, "hooks.py:post") is first
+    hooks.write_text("def post(out):\n    return 'second, edited'\n")
+    assert load_object(tmp_path, "hooks.py:post")("x") == "second, edited"
+
+
+def test_load_object_reports_a_missing_file(tmp_path: Path) -> None:
+    """A hook file that is not there is an ImportError naming it."""
+    with pytest.raises(ImportError, match=r"nothere\.py"):
+        load_object(tmp_path, "nothere.py:fn")
