@@ -61,10 +61,10 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
             authorize(request.headers.get("authorization"))
             if not service.ready:
                 raise NotReady(service.problem)
-            body = await read_request(request.headers, request.stream(), spec.max_body_bytes)
-            remaining = spec.timeout_s - (time.perf_counter() - arrived)
             try:
-                async with asyncio.timeout(remaining):
+                # timeout_s runs from arrival: reading the body and queueing count too.
+                async with asyncio.timeout(spec.timeout_s):
+                    body = await read_request(request.headers, request.stream(), spec.max_body_bytes)
                     rows = await service.predict_async(body)
             except TimeoutError:
                 raise TimedOut(f"no answer within server.timeout_s = {spec.timeout_s} s") from None
@@ -111,7 +111,9 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
     async def http_error(request: HTTPRequest, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
-            return error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            answer = error_response(MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}"))
+            answer.headers.update(exc.headers or {})  # Allow: the methods that are
+            return answer
         if exc.status_code == 404:
             return error_response(NotFound(f"no route {request.url.path}; try POST /predict"))
         return error_response(ServerError(str(exc.detail)), exc.status_code)

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .errors import NotReady, Overloaded
+from .errors import ModelFailed, NotReady, Overloaded
 from .files import as_upload
 from .flow import Flow
 from .protocol import Request, as_rows, check_data
@@ -67,7 +67,11 @@ class Service:
         """Run the flow in the calling thread; the result rows."""
         if self.flow is None:
             raise NotReady(self.problem)
-        return as_rows(self.flow.run(request.data, request.files, request.parameters))
+        try:
+            return as_rows(self.flow.run(request.data, request.files, request.parameters))
+        except (SystemExit, GeneratorExit) as exc:
+            # Not the server's to end: a model calling sys.exit() fails this request only.
+            raise ModelFailed(f"the model raised {type(exc).__name__}") from None
 
     async def predict_async(self, request: Request) -> list[Any]:
         """Run in a worker thread, at most max_concurrency at once, max_queue waiting."""

@@ -328,8 +328,6 @@ def test_404_405_json(picky: Any, method: str, path: str, status: int) -> None:
     assert_error(httpx.request(method, picky.url + path, timeout=10), status)
 
 
-@pytest.mark.xfail(strict=True, reason="app.py: http_error() rebuilds the 405 answer without the Allow header "
-                   "Starlette put on the HTTPException; RFC 9110 §15.5.6 requires Allow on a 405")
 def test_405_names_the_allowed_methods(picky: Any) -> None:
     response = httpx.get(picky.url + "/predict", timeout=10)
     assert response.status_code == 405
@@ -538,8 +536,6 @@ def test_500_model_failed_without_a_traceback(picky: Any, data: list[Any], hint:
     assert "Traceback" not in picky.logs()
 
 
-@pytest.mark.xfail(strict=True, reason="app.py/flow.py: a model raising SystemExit (a BaseException) escapes to "
-                   "uvicorn, which answers a plain-text 'Internal Server Error' and logs a traceback; no JSON body, no log line")
 def test_500_model_calls_sys_exit(picky: Any) -> None:
     assert_error(post(picky, json=[{"exit": True}]), 500, "model_error")
 
@@ -603,8 +599,6 @@ def test_504_timeout_running_and_queued(servers: dict[str, Any]) -> None:
     assert statuses.count(504) >= 2
 
 
-@pytest.mark.xfail(strict=True, reason="app.py: read_request() runs before asyncio.timeout(), so timeout_s does not "
-                   "cover reading the body: a client that stalls mid-body holds the request with no 504 at timeout_s")
 def test_504_also_while_the_body_is_still_arriving(servers: dict[str, Any]) -> None:
     slow = servers["slow"]  # timeout_s: 1
     address = urlsplit(slow.url)
