@@ -222,6 +222,21 @@ def test_multipart_data_only_and_files_only(echo: Any) -> None:
     assert body["result"][0]["name"] == "only.bin" and body["result"][0]["data"] == []
 
 
+@pytest.mark.parametrize("content_type", [
+    'multipart/form-data; boundary="quoted=boundary"',
+    "Multipart/Form-Data; charset=utf-8; boundary=quoted=boundary",
+])
+def test_multipart_content_type_spellings(echo: Any, content_type: str) -> None:
+    form = (
+        '--quoted=boundary\r\nContent-Disposition: form-data; name="data"\r\n\r\n["é"]\r\n'
+        '--quoted=boundary\r\nContent-Disposition: form-data; name="file0"; filename="ünï.txt"\r\n'
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nhi\r\n--quoted=boundary--\r\n"
+    ).encode()
+    body = assert_envelope(post(echo, content=form, headers={"Content-Type": content_type}), rows=1)
+    row = body["result"][0]
+    assert (row["name"], row["content_type"], row["data"]) == ("ünï.txt", "text/plain; charset=utf-8", ["é"])
+
+
 def test_multipart_large_file_spooled_to_disk_arrives_whole(echo: Any) -> None:
     big = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MiB: past the 1 MiB spool threshold, under max_body_mb 8
     body = assert_envelope(post(echo, data={"data": "[null]"}, files={"files": ("big.bin", big)}), rows=1)
@@ -501,6 +516,15 @@ def test_one_json_log_line_per_prediction(echo: Any) -> None:
 
 
 # -- the event loop stays free ----------------------------------------------------------
+
+
+def test_predictions_run_side_by_side_up_to_max_concurrency(echo: Any) -> None:
+    """max_concurrency defaults to 4: four one-second predictions take about one second."""
+    started = time.monotonic()
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: post(echo, json=[{"sleep": 1.0}]), range(4)))
+    assert [a.status_code for a in answers] == [200] * 4
+    assert time.monotonic() - started < 1.9
 
 
 def test_a_slow_sync_model_does_not_block_the_event_loop(echo: Any) -> None:
