@@ -503,12 +503,9 @@ def test_examples_load(examples: Path, name: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_relative_paths_resolve_from_the_config_not_the_cwd(project: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_relative_paths_resolve_from_the_config_not_the_cwd(
+    project: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (project / "conduit.yaml").write_text(MINIMAL)
-    elsewhere = tmp_path_factory.mktemp("elsewhere")
-    os_cwd = Path.cwd()
-    try:
-        os.chdir(elsewhere)
-        assert load(os.path.relpath(project / "conduit.yaml")).root == project.resolve()
-    finally:
-        os.chdir(os_cwd)
+    monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
+    assert load(os.path.relpath(project / "conduit.yaml")).root == project.resolve()
