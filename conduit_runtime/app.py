@@ -50,7 +50,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
             raise Unauthorized("send the API key: 'Authorization: <key>' or 'Authorization: Bearer <key>'")
         scheme, _, rest = header.partition(" ")
         given = rest.strip() if scheme.lower() == "bearer" else header.strip()
-        if not hmac.compare_digest(given.encode(), key):
+        # Starlette decodes headers as latin-1: encoding back gives the bytes the client sent.
+        if not hmac.compare_digest(given.encode("latin-1"), key):
             raise Unauthorized("the API key is wrong")
 
     async def predict(request: HTTPRequest) -> Response:

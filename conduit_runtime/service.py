@@ -69,7 +69,7 @@ class Service:
             raise NotReady(self.problem)
         try:
             return as_rows(self.flow.run(request.data, request.files, request.parameters))
-        except (SystemExit, GeneratorExit) as exc:
+        except (SystemExit, KeyboardInterrupt, GeneratorExit) as exc:
             # Not the server's to end: a model calling sys.exit() fails this request only.
             raise ModelFailed(f"the model raised {type(exc).__name__}") from None
 
