@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import conduit
 
 from conduit_build.config import load
 from conduit_build.contract import Report, mismatch, run_contract
 from conduit_build.errors import ContractError, UsageError
 from conduit_build.local import free_port, local_server
 from conduit_build.test_command import add_arguments, cmd_test
-from tests.conftest import conduit
 
 KEY = "contract-key-0123456789"
 AUTH_CHECKS = ("401 without a key", "401 with a wrong key", "200 with 'Bearer <key>'")

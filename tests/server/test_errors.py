@@ -20,9 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from conftest import API_KEY
 from PIL import Image
-
-from tests.conftest import API_KEY
 
 LIMIT = 1024 * 1024  # max_body_mb: 1 on the picky server
 TRACEBACK = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+')

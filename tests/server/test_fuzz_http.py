@@ -18,11 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import API_KEY
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
-
-from tests.conftest import API_KEY
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 TRACEBACK = re.compile(r'Traceback \(most recent call last\)|File "[^"]+", line \d+')

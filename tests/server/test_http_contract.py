@@ -19,8 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-
-from tests.conftest import API_KEY
+from conftest import API_KEY
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
