@@ -122,18 +122,31 @@ def tag_image(engine: docker.DockerClient, image: Any, tag: str) -> None:
         image.tag(repository, version)
 
 
-def run(engine: docker.DockerClient, image: str, environment: dict[str, str], port: int, gpu: bool = False, **options: Any) -> Any:
-    """Start a container with its port published on 127.0.0.1 (an ephemeral host port)."""
-    requests_ = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None
-    with engine_errors("run"):
-        return engine.containers.run(
+def create(engine: docker.DockerClient, image: str, environment: dict[str, str], port: int, gpu: bool = False,
+           **options: Any) -> Any:
+    """A container with its port published on 127.0.0.1 (an ephemeral host port); GPU
+    targets ask the engine for every GPU through a device request."""
+    device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None
+    with engine_errors("create a container"):
+        return engine.containers.create(
             image,
-            detach=True,
             environment=environment,
             ports={f"{port}/tcp": ("127.0.0.1", None)},
-            device_requests=requests_,
+            device_requests=device_requests,
             **options,
         )
+
+
+def run(engine: docker.DockerClient, image: str, environment: dict[str, str], port: int, gpu: bool = False,
+        **options: Any) -> Any:
+    container = create(engine, image, environment, port, gpu, **options)
+    try:
+        with engine_errors("start the container"):
+            container.start()
+    except BaseException:
+        remove(container)
+        raise
+    return container
 
 
 def host_port(container: Any, port: int) -> int:

@@ -140,3 +140,48 @@ def test_pip_settings_stay_out_of_the_final_image(engine: Any, examples: Path, t
     assert not any(v.startswith("PIP_") for v in image.attrs["Config"]["Env"])
     found = engine.containers.run(built.tag, ["sh", "-c", "ls -d /etc/conduit-build /tmp/requirements.txt 2>&1 || true"], remove=True)
     assert b"No such file" in found and b"ca-bundle" not in found
+
+
+def test_gpu_containers_ask_for_the_gpus(engine: Any, images: dict[str, Built]) -> None:
+    """Without a GPU here, inspect the request: every GPU through a device request."""
+    from conduit_build import docker_engine
+
+    container = docker_engine.create(engine, images["iris"].tag, {}, 8000, gpu=True)
+    try:
+        requests = container.attrs["HostConfig"]["DeviceRequests"]
+        assert requests[0]["Count"] == -1 and requests[0]["Capabilities"] == [["gpu"]]
+    finally:
+        docker_engine.remove(container)
+    cpu = docker_engine.create(engine, images["iris"].tag, {}, 8000, gpu=False)
+    try:
+        assert not cpu.attrs["HostConfig"].get("DeviceRequests")
+    finally:
+        docker_engine.remove(cpu)
+
+
+def test_ctrl_c_removes_the_container(engine: Any, images: dict[str, Built]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    tag = images["pipeline"].tag
+    before = {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})}
+    process = subprocess.Popen([sys.executable, "-m", "conduit_build", "test", "-f", str(images["pipeline"].config),
+                                "--image", tag, "--repeat", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "CONDUIT_API_KEY": "k"})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})} - before:
+            break
+        time.sleep(0.1)
+    else:
+        process.kill()
+        pytest.fail("conduit test never started a container")
+    time.sleep(1)
+    process.send_signal(signal.SIGINT)
+    process.wait(60)
+    assert process.returncode != 0
+    assert {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})} - before == set()
+    assert b"Traceback" not in process.stderr.read()
