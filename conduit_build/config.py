@@ -81,7 +81,10 @@ def load(path: str | Path, display: str | None = None) -> Project:
         shape = [describe(shown, positions, error) for error in exc.errors()]
         files = check_files(root, positions, *salvage(data))
         raise ConfigError(by_position([*shape, *located(shown, files)])) from None
-    problems = by_position(located(shown, check_files(root, positions, config.models, config.requirements_file, config.tests)))
+    problems = by_position(located(shown, [
+        *check_files(root, positions, config.models, config.requirements_file, config.tests),
+        *check_image_files(root, positions, config.image),
+    ]))
     if problems:
         raise ConfigError(problems)
     return Project(config=config, path=path.resolve(), root=root)
@@ -200,6 +203,17 @@ def suggestion(word: str, choices: Any) -> str:
 
 
 # -- the files it names --------------------------------------------------------
+
+
+def check_image_files(root: Path, positions: Positions, image: Any) -> list[Problem]:
+    """The build's own inputs inside the project: a Dockerfile template, wheels, a CA bundle."""
+    problems: list[Problem] = []
+    for key, want in (("dockerfile", "file"), ("find_links", "dir"), ("ca_bundle", "file")):
+        value = getattr(image, key)
+        text = inside(root, value, want=want) if value else None
+        if text:
+            problems.append((("image", key), text, positions.of_value(("image", key))))
+    return problems
 
 Problem = tuple[Loc, str, tuple[int, int]]
 

@@ -149,7 +149,7 @@ def file_digest(source: Source) -> bytes:
         return hashlib.file_digest(handle, "sha256").digest()
 
 
-def render(project: Project, pip: PipSettings | None = None, template: str = "Dockerfile.j2") -> BuildContext:
+def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
     pip = pip or PipSettings.of(project)
     config = project.config
     context = BuildContext(build_args=pip.build_args())
@@ -172,7 +172,10 @@ def render(project: Project, pip: PipSettings | None = None, template: str = "Do
             if wheel.is_file():
                 files[f"build/find-links/{wheel.name}"] = wheel
     files[".dockerignore"] = render_template("dockerignore.j2").encode()
-    files["Dockerfile"] = render_template(template, ctx=dockerfile_context(project, requirements, pip)).encode()
+    own = config.image.dockerfile  # the user's template, extending ours block by block
+    dockerfile = render_template(own or "Dockerfile.j2", project.root if own else None,
+                                 ctx=dockerfile_context(project, requirements, pip))
+    files["Dockerfile"] = dockerfile.encode()
     return context.seal()
 
 

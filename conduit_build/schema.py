@@ -140,6 +140,9 @@ class Image(Strict):
     extra_index_urls: list[str] = Field(default_factory=list, description="pip --extra-index-url (or CONDUIT_PIP_EXTRA_INDEX_URL)")
     find_links: str | None = Field(None, description="A folder of wheels inside the project (or CONDUIT_PIP_FIND_LINKS)")
     ca_bundle: str | None = Field(None, description="A CA bundle for pip's HTTPS (or CONDUIT_CA_BUNDLE)")
+    dockerfile: str | None = Field(
+        None, description='Your own Dockerfile template: {% extends "conduit/Dockerfile.j2" %} and override blocks'
+    )
 
 
 class Form(Strict):

@@ -144,3 +144,17 @@ def test_render_command_prints_hash_and_writes_dir(examples: Path, tmp_path: Pat
     assert (tmp_path / "ctx" / "Dockerfile").is_file()
     again = conduit("render", "-f", str(examples / "iris" / "conduit.yaml"))
     assert again.stdout.strip() == digest
+
+
+def test_a_project_template_overrides_blocks(examples: Path, tmp_path: Path) -> None:
+    config = copy_project(examples / "iris", tmp_path / "own")
+    (tmp_path / "own" / "Dockerfile.j2").write_text(
+        '{% extends "conduit/Dockerfile.j2" %}\n'
+        "{% block code %}{{ super() }}\nRUN echo custom > /app/custom.txt\n{%- endblock code %}\n"
+    )
+    config.write_text(config.read_text().replace("image:\n", "image:\n  dockerfile: Dockerfile.j2\n"))
+    dockerfile = render(load(config), PipSettings()).files["Dockerfile"].decode()
+    assert "COPY code/ /app/\nRUN echo custom > /app/custom.txt\nCOPY conduit.json" in dockerfile
+    (tmp_path / "own" / "Dockerfile.j2").write_text('{% extends "conduit/Dockerfile.j2" %}{% block code %}{{ oops.x }}{% endblock %}')
+    result = conduit("render", "-f", str(config))
+    assert result.returncode == 1 and "Dockerfile.j2:1: template error" in result.stderr and "Traceback" not in result.stderr
