@@ -112,23 +112,36 @@ def make_files_project(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def projects(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Every project, by name (the model type, or python-files)."""
+def made(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> Iterator[dict[str, tuple[Path, Server]]]:
+    """Every project, by name (the model type, or python-files), with its running server.
+    Made and started in parallel, each server as soon as its project is ready;
+    stopped after the module."""
     root = tmp_path_factory.mktemp("types")
+
+    def make_and_serve(name: str) -> tuple[Path, Server]:
+        directory = make_files_project(root) if name == "python-files" else make_project(root, name)
+        server: Server = serve(directory / "conduit.yaml")
+        return directory, server
+
+    slow_first = ("torch", "hf_pipeline", "spacy")
+    names = (*slow_first, *[t for t in INIT_TYPES if t not in slow_first], "python-files")
     with ThreadPoolExecutor(4) as pool:
-        made = dict(zip(INIT_TYPES, pool.map(lambda t: make_project(root, t), INIT_TYPES), strict=True))
-    made["python-files"] = make_files_project(root)
-    return made
+        both = dict(zip(names, pool.map(make_and_serve, names), strict=True))
+    yield both
+    for _, server in both.values():
+        server.process.terminate()  # all at once; stop() then waits for each
+    for _, server in both.values():
+        server.stop()
 
 
 @pytest.fixture(scope="module")
-def servers(projects: dict[str, Path], serve: Any) -> Iterator[dict[str, Server]]:
-    """One running `conduit serve` per project, all started at once; stopped after the module."""
-    with ThreadPoolExecutor(len(projects)) as pool:
-        started = dict(zip(projects, pool.map(lambda d: serve(d / "conduit.yaml"), projects.values()), strict=True))
-    yield started
-    for server in started.values():
-        server.stop()
+def projects(made: dict[str, tuple[Path, Server]]) -> dict[str, Path]:
+    return {name: directory for name, (directory, _) in made.items()}
+
+
+@pytest.fixture(scope="module")
+def servers(made: dict[str, tuple[Path, Server]]) -> dict[str, Server]:
+    return {name: server for name, (_, server) in made.items()}
 
 
 def predict(server: Server, body: Any) -> dict[str, Any]:
@@ -215,7 +228,8 @@ def test_sklearn_preprocessor_transforms(servers: dict[str, Server], projects: d
     expected = scaler.transform([SETOSA, VIRGINICA]).tolist()
     rows = result(servers["sklearn_preprocessor"], [SETOSA, VIRGINICA])
     assert [len(row) for row in rows] == [4, 4]
-    assert sum(rows, []) == pytest.approx(sum(expected, []))
+    flat = [value for row in rows for value in row]
+    assert flat == pytest.approx([value for row in expected for value in row])
     assert rows[0][0] == pytest.approx(-0.9007, abs=1e-3)
 
 
