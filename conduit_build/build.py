@@ -63,3 +63,18 @@ def push_image(project: Project, tag: str | None = None, environ: dict[str, str]
     if env.get("CONDUIT_REGISTRY_USERNAME"):
         auth = {"username": env["CONDUIT_REGISTRY_USERNAME"], "password": env.get("CONDUIT_REGISTRY_PASSWORD", "")}
     return tag, docker_engine.push(engine, tag, auth)
+
+
+def pushed_reference(project: Project) -> str:
+    """`repository@sha256:…` of the current build, as the registry knows it (after `conduit push`)."""
+    repository = project.config.image.repository
+    if not repository:
+        raise UsageError("image.repository is not set in conduit.yaml", "set it and run `conduit push`")
+    tag = default_tag(project, render(project).hash)
+    engine = docker_engine.client()
+    if not docker_engine.image_exists(engine, tag):
+        raise ConduitError(f"no image {tag} here", "run `conduit build` and `conduit push` first")
+    for reference in docker_engine.repo_digests(engine, tag):
+        if reference.rpartition("@")[0] == repository:
+            return reference
+    raise ConduitError(f"{tag} has not been pushed to {repository}", "run `conduit push` first")

@@ -116,6 +116,11 @@ def image_exists(engine: docker.DockerClient, tag: str) -> bool:
         raise EngineError(f"inspect {tag}: {exc}") from exc
 
 
+def repo_digests(engine: docker.DockerClient, tag: str) -> list[str]:
+    with engine_errors(f"inspect {tag}"):
+        return list(engine.images.get(tag).attrs.get("RepoDigests") or [])
+
+
 def tag_image(engine: docker.DockerClient, image: Any, tag: str) -> None:
     repository, _, version = tag.rpartition(":")
     with engine_errors("tag"):

@@ -163,15 +163,30 @@ class TestCase(Strict):
 
 
 class DockerDeploy(Strict):
-    host: str | None = None
-    port: int = Field(8000, ge=1, le=65535)
+    host: str | None = Field(None, description="unix://, tcp:// or ssh:// engine; default DOCKER_HOST, then the local socket")
+    port: int = Field(8000, ge=1, le=65535, description="Host port the model answers on")
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
+    ready_timeout_s: float = Field(120, gt=0, description="How long a new version may take to report /ready")
+
+
+class ResourceAmounts(Strict):
+    cpu: str | None = Field(None, pattern=r"^\d+(\.\d+)?m?$", description="e.g. 500m or 2")
+    memory: str | None = Field(None, pattern=r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|K|M|G|T)?$", description="e.g. 512Mi")
+
+
+class Resources(Strict):
+    requests: ResourceAmounts = ResourceAmounts(cpu="500m", memory="512Mi")
+    limits: ResourceAmounts = ResourceAmounts(memory="1Gi")
 
 
 class KubernetesDeploy(Strict):
-    namespace: str = "models"
+    namespace: str = Field("models", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
     replicas: int = Field(2, ge=1)
-    out: str = "deploy/"
+    max_replicas: int | None = Field(None, ge=1, description="HorizontalPodAutoscaler ceiling (default: 2 x replicas)")
+    target_cpu_percent: int = Field(70, ge=1, le=100)
+    out: str = Field("deploy/", description="Folder the manifests are written to")
+    api_key_secret: str | None = Field(None, description="Secret holding the key under `api-key` (default: <name>-api-key)")
+    resources: Resources = Resources()
 
 
 class Deploy(Strict):
