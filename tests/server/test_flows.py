@@ -175,7 +175,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory, serve: Any) -> Iterator[di
     }
 
     def start(job: tuple[str, str, str, str]) -> Server:
-        server: Server = serve(make_project(root, *job) / "conduit.yaml")
+        server: Server = serve(make_project(root, *job) / "conduit.yaml", timeout=300)
         return server
 
     with ThreadPoolExecutor(len(jobs)) as pool:
