@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from conduit_runtime.errors import ServerError
+from conduit_runtime.errors import ModelFailed, ServerError
 from conduit_runtime.files import UploadedFile, as_upload
 from conduit_runtime.protocol import Request, check_data, check_parameters, dumps, envelope
 from conduit_runtime.service import Service
@@ -71,7 +71,10 @@ class Conduit:
         finally:
             request_files_close(uploads)
         answer = envelope(rows, str(uuid.uuid4()), round((time.perf_counter() - started) * 1000, 3))
-        result: dict[str, Any] = json.loads(dumps(answer))
+        try:
+            result: dict[str, Any] = json.loads(dumps(answer))
+        except TypeError as exc:  # the server answers this with a 500 too
+            raise PredictionError(ModelFailed(str(exc))) from None
         return result
 
 

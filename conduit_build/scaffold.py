@@ -51,7 +51,10 @@ def init(directory: Path, model_type: str, force: bool = False) -> list[Path]:
     kind = KINDS.get(model_type)
     if kind is None:
         raise UsageError(f"unknown model type {model_type!r}", f"one of {', '.join(KINDS)}")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot make the project folder {directory}: {exc.strerror}", "name a new or empty folder") from None
     config = directory / "conduit.yaml"
     if config.exists() and not force:
         raise UsageError(f"{config} exists already", "pass --force to overwrite it")
