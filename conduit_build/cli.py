@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +130,57 @@ def cmd_test(args: argparse.Namespace) -> int:
     return run_test(args, run_container=running_container)
 
 
+def cmd_deploy(args: argparse.Namespace) -> int:
+    if args.target in ("kubernetes", "kserve"):
+        from .deploy.kubernetes import cmd_deploy_kubernetes
+
+        return cmd_deploy_kubernetes(args)
+    from .config import load
+    from .deploy import docker as docker_deploy
+
+    project = load(config_path(args))
+    say = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    if args.rollback:
+        running = docker_deploy.rollback(project, say)
+    else:
+        reference = args.image or pushed_reference_of(project)
+        running = docker_deploy.deploy(project, reference, deploy_key(project, args.key_file), say)
+    emit(args, asdict(running), f"{running.name}: {running.image} ready on port {running.port}")
+    return 0
+
+
+def pushed_reference_of(project: Any) -> str:
+    from .build import pushed_reference
+
+    return pushed_reference(project)
+
+
+def deploy_key(project: Any, key_file: str | None) -> str:
+    """The API key from the operator: a key file, or the variable named by server.api_key_env."""
+    if key_file:
+        try:
+            key = Path(key_file).read_text().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read the key file {key_file}: {exc.strerror}") from None
+    else:
+        key = os.environ.get(project.config.server.api_key_env, "")
+    if not key:
+        raise UsageError("no API key to deploy with", f"set {project.config.server.api_key_env} or pass --key-file FILE")
+    return key
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .config import load
+    from .deploy.docker import status
+
+    rows = status(load(config_path(args)))
+    lines = [f"{'NAME':32} {'STATE':9} {'READY':5} {'UPTIME':>8}  IMAGE"] + [
+        f"{r.name:32} {r.state:9} {'yes' if r.ready else 'no':5} {int(r.uptime_s):>7}s  {r.image}" for r in rows
+    ]
+    emit(args, [asdict(r) for r in rows], "\n".join(lines) if rows else "nothing deployed on this host")
+    return 0
+
+
 # -- the parser -------------------------------------------------------------------
 
 
@@ -164,6 +217,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub = command("push", cmd_push, "push the image to image.repository and print its digest")
     sub.add_argument("--tag", help="the image to push (default: the one built from the current context)")
+
+    sub = command("deploy", cmd_deploy, "roll out: a Docker host (health-gated) or Kubernetes manifests")
+    sub.add_argument("--target", required=True, choices=["docker", "kubernetes", "kserve"])
+    sub.add_argument("--image", metavar="REF", help="repository@sha256:… (default: the pushed current build)")
+    sub.add_argument("--rollback", action="store_true", help="docker: return to the previous version")
+    sub.add_argument("--key-file", metavar="FILE", help="docker: read the API key from FILE (default: server.api_key_env)")
+    sub.add_argument("--apply", action="store_true", help="kubernetes: kubectl apply the manifests")
+    sub.add_argument("--out", metavar="DIR", help="kubernetes: write here instead of deploy.kubernetes.out")
+
+    command("status", cmd_status, "what runs where: image digest, ready, uptime")
 
     sub = command("serve", cmd_serve, "run the model server in-process, no Docker")
     sub.add_argument("--port", type=int, help="port (default: server.port)")

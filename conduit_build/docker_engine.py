@@ -116,6 +116,44 @@ def image_exists(engine: docker.DockerClient, tag: str) -> bool:
         raise EngineError(f"inspect {tag}: {exc}") from exc
 
 
+def container_named(engine: docker.DockerClient, name: str) -> Any | None:
+    try:
+        return engine.containers.get(name)
+    except docker.errors.NotFound:
+        return None
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as exc:
+        raise EngineError(f"inspect {name}: {exc}") from exc
+
+
+def ensure_image(engine: docker.DockerClient, reference: str) -> None:
+    """Pull `reference` unless the engine has it already."""
+    try:
+        engine.images.get(reference)
+    except docker.errors.ImageNotFound:
+        try:
+            engine.images.pull(reference)
+        except docker.errors.APIError as exc:
+            raise RegistryError(f"pull {reference}: {exc.explanation or exc}", registry_hint(str(exc))) from exc
+
+
+def exec_in(container: Any, command: list[str], user: str | None = None) -> tuple[int, str]:
+    """(exit code, output) of a command inside a running container; (-1, why) when it cannot run."""
+    try:
+        result = container.exec_run(command, user=user or "")
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        return -1, str(exc)
+    return int(result.exit_code), result.output.decode(errors="replace").strip()
+
+
+def reload(container: Any) -> bool:
+    """Refresh the container's attributes; False when it is gone."""
+    try:
+        container.reload()
+        return True
+    except (docker.errors.DockerException, requests.exceptions.RequestException):
+        return False
+
+
 def repo_digests(engine: docker.DockerClient, tag: str) -> list[str]:
     with engine_errors(f"inspect {tag}"):
         return list(engine.images.get(tag).attrs.get("RepoDigests") or [])
