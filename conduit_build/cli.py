@@ -173,11 +173,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     from .config import load
     from .deploy.docker import status
 
-    rows = status(load(config_path(args)))
-    lines = [f"{'NAME':32} {'STATE':9} {'READY':5} {'UPTIME':>8}  IMAGE"] + [
+    project = load(config_path(args))
+    rows = status(project)
+    host = project.config.deploy.docker.host or os.environ.get("DOCKER_HOST") or "the local Docker engine"
+    lines = [f"on {host}:", f"{'NAME':32} {'STATE':9} {'READY':5} {'UPTIME':>8}  IMAGE"] + [
         f"{r.name:32} {r.state:9} {'yes' if r.ready else 'no':5} {int(r.uptime_s):>7}s  {r.image}" for r in rows
     ]
-    emit(args, [asdict(r) for r in rows], "\n".join(lines) if rows else "nothing deployed on this host")
+    emit(args, [asdict(r) for r in rows], "\n".join(lines) if rows else f"nothing of {project.name} runs on {host}")
     return 0
 
 
