@@ -421,8 +421,9 @@ def test_minimal_config_gets_the_defaults_of_design_section_1(project: Path) -> 
         "max_concurrency": 4, "max_queue": 64,
     }
     assert (config.image.repository, config.image.base) == (None, "python:3.11-slim")
-    assert config.deploy.docker.model_dump() == {"host": None, "port": 8000, "restart": "unless-stopped"}
-    assert config.deploy.kubernetes.model_dump() == {"namespace": "models", "replicas": 2, "out": "deploy/"}
+    docker, kubernetes = config.deploy.docker, config.deploy.kubernetes
+    assert (docker.host, docker.port, docker.restart) == (None, 8000, "unless-stopped")
+    assert (kubernetes.namespace, kubernetes.replicas, kubernetes.out) == ("models", 2, "deploy/")
 
 
 def test_loaded_objects_are_frozen(project: Path) -> None:
