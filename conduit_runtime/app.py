@@ -30,7 +30,7 @@ from .errors import (
 from .metrics import Metrics
 from .openapi import openapi
 from .protocol import dumps, envelope, error_body, read_request
-from .service import Service, log
+from .service import Service, log, log_prediction
 from .spec import ServerSpec
 
 JSON = "application/json"
@@ -80,13 +80,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
             content, status, answer = error_body(error, run_id), error.status, {"prediction_ids": []}
             elapsed_ms = (time.perf_counter() - arrived) * 1000
         metrics.observe(status, elapsed_ms / 1000)
-        log({
-            "event": "prediction",
-            "run_id": run_id,
-            "prediction_ids": answer["prediction_ids"],
-            "status": status,
-            "run_time_ms": round(elapsed_ms, 3),
-        })
+        log_prediction(run_id, answer["prediction_ids"], status, round(elapsed_ms, 3))
         request_id = request.headers.get("x-request-id") or run_id
         return Response(content, status, headers={"x-request-id": request_id}, media_type=JSON)
 

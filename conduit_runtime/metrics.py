@@ -6,6 +6,7 @@ locks: the event loop is the only writer.
 
 from __future__ import annotations
 
+import bisect
 from collections import Counter
 from collections.abc import Callable
 
@@ -24,10 +25,9 @@ class Metrics:
         self.responses[status] += 1
         self.duration_sum += seconds
         self.duration_count += 1
-        for index, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.bucket_counts[index] += 1
-                break
+        index = bisect.bisect_left(BUCKETS, seconds)
+        if index < len(BUCKETS):  # past the last bound it counts only in +Inf
+            self.bucket_counts[index] += 1
 
     def render(self, gauges: dict[str, tuple[str, Callable[[], float]]]) -> str:
         model = f'model="{self.name}"'
