@@ -638,6 +638,21 @@ def version_of(python: str, module: str) -> str:
     return done.stdout.strip() or "?"
 
 
+def source_state() -> str:
+    """The commit measured, and whether the runtime had uncommitted changes (others work in this tree)."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "log", "-1", "--format=%h %s"], capture_output=True, text=True, check=False)
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--", "conduit_runtime", "conduit_build"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    changed = [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
+    state = f"commit {head.stdout.strip() or '?'}"
+    return state + (f"; uncommitted changes in {', '.join(changed)} (measured as they were)" if changed else "; clean")
+
+
 def fmt_ratio(a: Cell | None, b: Cell | None, per_cpu: bool = False) -> str:
     if not a or not b:
         return "—"
@@ -667,6 +682,7 @@ def render(report: Report, servers: list[str], works: list[Workload]) -> str:
         bpy = str(BENTOML_VENV / "bin" / "python")
         versions += f"; BentoML venv: bentoml {version_of(bpy, 'bentoml')}, uvicorn {version_of(bpy, 'uvicorn')}"
     out.append(f"- versions: {versions}")
+    out.append(f"- conduit source: {source_state()}")
     out.append(
         f"- method: each server alone{' on core 0' if PINNED else ''}, one worker, no access log; "
         f"wrk -t1{' on core 1' if PINNED else ''} (bench/lua/post.lua); {WARMUP_S} s warm-up then {args.duration} s measured "
