@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import hashlib
 import http.client
 import json
 import os
@@ -493,6 +494,7 @@ class Report:
     soak: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
     interrupted: bool = False
+    source_at_start: str = ""
 
     def cell(self, work: str, concurrency: int, server: str) -> Cell:
         key = (work, concurrency, server)
@@ -650,7 +652,16 @@ def source_state() -> str:
     )
     changed = [line[3:] for line in dirty.stdout.splitlines() if line.strip()]
     state = f"commit {head.stdout.strip() or '?'}"
-    return state + (f"; uncommitted changes in {', '.join(changed)} (measured as they were)" if changed else "; clean")
+    state += f"; uncommitted changes in {', '.join(changed)} (measured as they were)" if changed else "; clean"
+    return f"{state}; source digest {source_digest()}"
+
+
+def source_digest() -> str:
+    """A digest of the conduit code every server start loads, to notice edits made during a run."""
+    digest = hashlib.sha256()
+    for path in sorted([*ROOT.glob("conduit_runtime/*.py"), *ROOT.glob("conduit_build/*.py")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def fmt_ratio(a: Cell | None, b: Cell | None, per_cpu: bool = False) -> str:
@@ -682,7 +693,13 @@ def render(report: Report, servers: list[str], works: list[Workload]) -> str:
         bpy = str(BENTOML_VENV / "bin" / "python")
         versions += f"; BentoML venv: bentoml {version_of(bpy, 'bentoml')}, uvicorn {version_of(bpy, 'uvicorn')}"
     out.append(f"- versions: {versions}")
-    out.append(f"- conduit source: {source_state()}")
+    out.append(f"- conduit source at the start: {report.source_at_start}")
+    end = source_digest()
+    if not report.source_at_start.endswith(end):
+        out.append(
+            f"- **the conduit source changed during the run** (digest now {end}; at the end: {source_state()}): "
+            "servers started after the change ran the new code"
+        )
     out.append(
         f"- method: each server alone{' on core 0' if PINNED else ''}, one worker, no access log; "
         f"wrk -t1{' on core 1' if PINNED else ''} (bench/lua/post.lua); {WARMUP_S} s warm-up then {args.duration} s measured "
@@ -853,7 +870,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.skip_bentoml and "bentoml" in servers:
         servers.remove("bentoml")
-    report = Report(datetime.datetime.now().astimezone(), args)
+    report = Report(datetime.datetime.now().astimezone(), args, source_at_start=source_state())
 
     PINNED = not args.no_pin and can_pin()
     if PINNED:
