@@ -3,6 +3,7 @@
 The context holds only what the image needs:
 
     Dockerfile, .dockerignore
+    main.py                 the server's entry point
     requirements.txt        the user's requirements + the runtime's locked pins
     conduit_runtime/        the server runtime, copied as is
     model/                  the model files named by `models:`
@@ -172,10 +173,10 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
             if wheel.is_file():
                 files[f"build/find-links/{wheel.name}"] = wheel
     files[".dockerignore"] = render_template("dockerignore.j2").encode()
+    ctx = dockerfile_context(project, requirements, pip)
     own = config.image.dockerfile  # the user's template, extending ours block by block
-    dockerfile = render_template(own or "Dockerfile.j2", project.root if own else None,
-                                 ctx=dockerfile_context(project, requirements, pip))
-    files["Dockerfile"] = dockerfile.encode()
+    files["Dockerfile"] = render_template(own or "Dockerfile.j2", project.root if own else None, ctx=ctx).encode()
+    files["main.py"] = render_template("main.py.j2", ctx=ctx).encode()
     return context.seal()
 
 

@@ -55,7 +55,7 @@ def test_hook_edit_changes_only_code(examples: Path, tmp_path: Path) -> None:
 def test_context_layout(examples: Path) -> None:
     context = render(load(examples / "digits" / "conduit.yaml"), PipSettings())
     files = set(context.files)
-    assert {"Dockerfile", ".dockerignore", "requirements.txt", "conduit.json"} <= files
+    assert {"Dockerfile", ".dockerignore", "requirements.txt", "conduit.json", "main.py"} <= files
     assert "model/model.pkl" in files
     assert "code/hooks.py" in files and "code/samples/three.png" in files
     assert "conduit_runtime/app.py" in files and "conduit_runtime/requirements.txt" in files

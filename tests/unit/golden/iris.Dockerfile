@@ -13,6 +13,7 @@ RUN /opt/venv/bin/pip install -r /tmp/requirements.txt \
  && /opt/venv/bin/pip uninstall --quiet --yes pip
 # The server runtime, byte-compiled here because the runtime user cannot write .pyc files.
 COPY conduit_runtime/ /opt/conduit/conduit_runtime/
+COPY main.py /opt/conduit/main.py
 RUN python3 -m compileall -q /opt/conduit
 
 FROM python:3.11-slim
@@ -34,4 +35,4 @@ LABEL org.opencontainers.image.title="iris" \
       org.opencontainers.image.description="Model server built by Conduit" \
       org.opencontainers.image.base.name="python:3.11-slim" \
       org.opencontainers.image.vendor="Conduit"
-CMD ["python3", "-m", "conduit_runtime", "/app/conduit.json", "--port", "8000"]
+CMD ["python3", "/opt/conduit/main.py"]
