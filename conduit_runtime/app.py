@@ -65,7 +65,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
             try:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(spec.timeout_s):
-                    body = await read_request(request.headers, request.stream(), spec.max_body_bytes)
+                    body = await read_request(request.headers, request.receive, spec.max_body_bytes)
                     rows = await service.predict_async(body)
             except TimeoutError:
                 raise TimedOut(f"no answer within server.timeout_s = {spec.timeout_s} s") from None

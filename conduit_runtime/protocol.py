@@ -10,14 +10,17 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from .errors import BadRequest, PayloadTooLarge, ServerError, UnsupportedMediaType
 from .files import UploadedFile
+
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]  # the ASGI receive channel
 
 
 class Request:
@@ -35,13 +38,22 @@ class Request:
             upload.close()
 
 
-async def limited(stream: AsyncIterator[bytes], limit: int) -> AsyncGenerator[bytes, None]:
+async def chunks(receive: Receive, limit: int) -> AsyncGenerator[bytes, None]:
+    """The body as it arrives, read straight from the ASGI channel and refused as soon
+    as it passes `limit`."""
     received = 0
-    async for chunk in stream:
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk: bytes = message.get("body", b"")
+        more = message.get("more_body", False)
         received += len(chunk)
         if received > limit:
             raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (server.max_body_mb)")
-        yield chunk
+        if chunk:
+            yield chunk
 
 
 def check_length(headers: Headers, limit: int) -> None:
@@ -58,17 +70,16 @@ def is_json(kind: str) -> bool:
     return kind in ("", "application/json") or kind.endswith("+json")
 
 
-async def read_request(headers: Headers, stream: AsyncIterator[bytes], limit: int) -> Request:
+async def read_request(headers: Headers, receive: Receive, limit: int) -> Request:
     kind = media_type(headers)
     if kind == "multipart/form-data":
         check_length(headers, limit)
-        return await read_form(headers, limited(stream, limit), limit)
+        return await read_form(headers, chunks(receive, limit), limit)
     if is_json(kind):
         check_length(headers, limit)
-        body = bytearray()
-        async for chunk in limited(stream, limit):
-            body += chunk
-        return from_json_body(body)  # parsed in place: no second copy of the body
+        parts = [chunk async for chunk in chunks(receive, limit)]
+        # Most bodies come in one piece: parse it as it is, without a copy.
+        return from_json_body(parts[0] if len(parts) == 1 else b"".join(parts))
     raise UnsupportedMediaType(
         f"content type {kind!r} is not accepted; send application/json or multipart/form-data"
     )
@@ -176,11 +187,16 @@ def as_rows(output: Any) -> list[Any]:
     return [output]
 
 
+# Made once: json.dumps with options builds a new encoder on every call.
+_strict = json.JSONEncoder(default=_jsonable, allow_nan=False, separators=(",", ":"))
+_lenient = json.JSONEncoder(default=_jsonable, separators=(",", ":"))
+
+
 def dumps(payload: Any) -> bytes:
     try:
-        return json.dumps(payload, default=_jsonable, allow_nan=False, separators=(",", ":")).encode()
+        return _strict.encode(payload).encode()
     except ValueError:  # NaN or infinity: JSON has no spelling for them, null says "no number"
-        return json.dumps(_finite(payload), default=_jsonable, separators=(",", ":")).encode()
+        return _lenient.encode(_finite(payload)).encode()
 
 
 def _finite(value: Any) -> Any:
