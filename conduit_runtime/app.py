@@ -1,15 +1,12 @@
-"""The HTTP server: routes of DESIGN §3 over a Service."""
+"""The HTTP server: routes of DESIGN §3 over a Service (POST /predict in endpoint.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import hmac
 import os
 import threading
-import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
@@ -18,71 +15,23 @@ from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .errors import (
-    MethodNotAllowed,
-    ModelFailed,
-    NotFound,
-    NotReady,
-    ServerError,
-    TimedOut,
-    Unauthorized,
-)
+from .endpoint import PredictEndpoint, Send
+from .errors import MethodNotAllowed, NotFound, NotReady, ServerError
 from .metrics import Metrics
 from .openapi import openapi
-from .protocol import dumps, envelope, error_body, read_request
-from .service import Service, log, log_prediction
+from .protocol import Receive, dumps, error_body
+from .service import Service, log
 from .spec import ServerSpec
 
 JSON = "application/json"
 
 
-def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
+def create_app(spec: ServerSpec, api_key: str | None = None) -> ConduitApp:
     """The ASGI app; the model loads in a thread once the server is up."""
     service = Service(spec)
     metrics = Metrics(spec.name)
     key = (api_key if api_key is not None else os.environ.get(spec.api_key_env, "")).encode()
     schema = dumps(openapi(spec, secured=bool(key)))
-
-    def authorize(header: str | None) -> None:
-        if not key:
-            return
-        if not header:
-            raise Unauthorized("send the API key: 'Authorization: <key>' or 'Authorization: Bearer <key>'")
-        scheme, _, rest = header.partition(" ")
-        given = rest.strip() if scheme.lower() == "bearer" else header.strip()
-        # Starlette decodes headers as latin-1: encoding back gives the bytes the client sent.
-        if not hmac.compare_digest(given.encode("latin-1"), key):
-            raise Unauthorized("the API key is wrong")
-
-    async def predict(request: HTTPRequest) -> Response:
-        arrived = time.perf_counter()
-        run_id = str(uuid.uuid4())
-        rows: list[Any] = []
-        try:
-            authorize(request.headers.get("authorization"))
-            if not service.ready:
-                raise NotReady(service.problem)
-            try:
-                # timeout_s runs from arrival: reading the body and queueing count too.
-                async with asyncio.timeout(spec.timeout_s):
-                    body = await read_request(request.headers, request.receive, spec.max_body_bytes)
-                    rows = await service.predict_async(body)
-            except TimeoutError:
-                raise TimedOut(f"no answer within server.timeout_s = {spec.timeout_s} s") from None
-            elapsed_ms = (time.perf_counter() - arrived) * 1000
-            answer = envelope(rows, run_id, round(elapsed_ms, 3))
-            try:
-                content = dumps(answer)
-            except TypeError as exc:
-                raise ModelFailed(str(exc)) from None
-            status = 200
-        except ServerError as error:
-            content, status, answer = error_body(error, run_id), error.status, {"prediction_ids": []}
-            elapsed_ms = (time.perf_counter() - arrived) * 1000
-        metrics.observe(status, elapsed_ms / 1000)
-        log_prediction(run_id, answer["prediction_ids"], status, round(elapsed_ms, 3))
-        request_id = request.headers.get("x-request-id") or run_id
-        return Response(content, status, headers={"x-request-id": request_id}, media_type=JSON)
 
     async def health(request: HTTPRequest) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -118,7 +67,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
         return error_response(ServerError("the server failed; see its log"))
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         if not key:
             log({"event": "warning", "message": f"{spec.api_key_env} is not set: /predict needs no key"})
         # Load beside the event loop, so /health answers while the model loads.
@@ -127,9 +76,12 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
         yield
         service.close()
 
-    app = Starlette(
+    async def predict_not_here(request: HTTPRequest) -> Response:
+        raise HTTPException(405, headers={"Allow": "POST"})  # POST itself never reaches Starlette
+
+    routes = Starlette(
         routes=[
-            Route("/predict", predict, methods=["POST"]),
+            Route("/predict", predict_not_here, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
@@ -138,8 +90,22 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> Starlette:
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    app.state.service = service
-    return app
+    return ConduitApp(PredictEndpoint(service, metrics, key), routes, service)
+
+
+class ConduitApp:
+    """POST /predict straight to its endpoint; every other route through Starlette."""
+
+    def __init__(self, predict: PredictEndpoint, routes: Starlette, service: Service) -> None:
+        self.predict = predict
+        self.routes = routes
+        self.service = service
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/predict":
+            await self.predict(scope, receive, send)
+        else:
+            await self.routes(scope, receive, send)
 
 
 def load_quietly(service: Service) -> None:

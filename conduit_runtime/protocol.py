@@ -56,27 +56,31 @@ async def chunks(receive: Receive, limit: int) -> AsyncGenerator[bytes, None]:
             yield chunk
 
 
-def check_length(headers: Headers, limit: int) -> None:
-    length = headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge(f"request body of {length} bytes is over the limit of {limit} bytes (server.max_body_mb)")
+def check_length(content_length: bytes | None, limit: int) -> None:
+    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
+        raise PayloadTooLarge(
+            f"request body of {content_length.decode()} bytes is over the limit of {limit} bytes (server.max_body_mb)"
+        )
 
 
-def media_type(headers: Headers) -> str:
-    return headers.get("content-type", "").partition(";")[0].strip().lower()
+def media_type(content_type: bytes | None) -> str:
+    return (content_type or b"").decode("latin-1").partition(";")[0].strip().lower()
 
 
 def is_json(kind: str) -> bool:
     return kind in ("", "application/json") or kind.endswith("+json")
 
 
-async def read_request(headers: Headers, receive: Receive, limit: int) -> Request:
-    kind = media_type(headers)
+async def read_request(content_type: bytes | None, content_length: bytes | None, receive: Receive,
+                       limit: int) -> Request:
+    """The request's data, parameters and files, from its two headers and its body."""
+    kind = media_type(content_type)
     if kind == "multipart/form-data":
-        check_length(headers, limit)
+        check_length(content_length, limit)
+        headers = Headers(raw=[(b"content-type", content_type or b"")])
         return await read_form(headers, chunks(receive, limit), limit)
     if is_json(kind):
-        check_length(headers, limit)
+        check_length(content_length, limit)
         parts = [chunk async for chunk in chunks(receive, limit)]
         # Most bodies come in one piece: parse it as it is, without a copy.
         return from_json_body(parts[0] if len(parts) == 1 else b"".join(parts))
