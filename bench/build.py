@@ -47,14 +47,18 @@ def build(config: Path, *extra: str) -> tuple[float, dict[str, str]]:
 
 def project_copy(example: str, folder: Path) -> Path:
     """A private copy, so that its hook edits never touch the repository."""
-    subprocess.run([sys.executable, str(ROOT / "examples" / example / "make_model.py")], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "examples" / example / "make_model.py")], check=True, capture_output=True
+    )
     target = folder / example
     shutil.copytree(ROOT / "examples" / example, target, ignore=shutil.ignore_patterns("__pycache__"))
     hooks = target / "hooks.py"
     if not hooks.exists():  # iris has none: give it a pass-through hook to edit
         hooks.write_text("def pre(data):\n    return data\n")
         config = target / "conduit.yaml"
-        config.write_text(config.read_text().replace("    file: model.pkl", "    hooks: {pre: hooks.py:pre}\n    file: model.pkl", 1))
+        config.write_text(
+            config.read_text().replace("    file: model.pkl", "    hooks: {pre: hooks.py:pre}\n    file: model.pkl", 1)
+        )
     # A unique comment: this run's images are its own, never an earlier run's.
     hooks.write_text(hooks.read_text() + f"\n# bench {uuid.uuid4()}\n")
     return target / "conduit.yaml"
@@ -62,8 +66,9 @@ def project_copy(example: str, folder: Path) -> Path:
 
 def ready_after_run(engine: docker.DockerClient, tag: str, port: int) -> float:
     started = time.perf_counter()
-    container = engine.containers.run(tag, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)},
-                                      environment={"CONDUIT_API_KEY": "bench"})
+    container = engine.containers.run(
+        tag, detach=True, ports={f"{port}/tcp": ("127.0.0.1", None)}, environment={"CONDUIT_API_KEY": "bench"}
+    )
     try:
         container.reload()
         host_port = container.attrs["NetworkSettings"]["Ports"][f"{port}/tcp"][0]["HostPort"]
@@ -115,12 +120,24 @@ def main() -> None:
         ("no-op rebuild", f"{noop:.2f} s", "<= 1 s"),
         ("image size", f"{size / mb:.0f} MB", f"<= base + venv + 10% = {floor * 1.1 / mb:.0f} MB (BentoML: 1280 MB)"),
         ("  of which base / venv", f"{base_size / mb:.0f} MB / {venv / mb:.0f} MB", ""),
-        (f"`docker run` → /ready (median of {args.runs})", f"{ready:.2f} s", "<= 1.5 s (BentoML: 2.3 s to first answer)"),
+        (
+            f"`docker run` → /ready (median of {args.runs})",
+            f"{ready:.2f} s",
+            "<= 1.5 s (BentoML: 2.3 s to first answer)",
+        ),
     ]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"`conduit build` of examples/{args.example}, {time.strftime('%Y-%m-%d')}, {cpu}, "
-          f"{len([1 for line in Path('/proc/cpuinfo').read_text().splitlines() if line.startswith('processor')])} cores\n")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"`conduit build` of examples/{args.example}, {time.strftime('%Y-%m-%d')}, {cpu}, "
+        f"{len([1 for line in Path('/proc/cpuinfo').read_text().splitlines() if line.startswith('processor')])} cores\n"
+    )
     print("| measure | conduit | target / reference |\n|---|---|---|")
     for measure, value, target in rows:
         print(f"| {measure} | {value} | {target} |")
