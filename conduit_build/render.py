@@ -200,7 +200,8 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         port=config.server.port,
         gpu=gpu,
         system_packages=tuple(config.system_packages),
-        build_packages=(),
+        # The builder gets them too: pip may compile a wheel against their headers and libraries.
+        build_packages=tuple(config.system_packages),
         env=tuple((name, json.dumps(value)) for name, value in env.items()),
         pip_args=pip_args,
         ca_bundle=pip.ca_bundle is not None,
