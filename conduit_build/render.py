@@ -92,6 +92,8 @@ class DockerfileContext:
     pip_args: str
     ca_bundle: bool
     find_links: bool
+    model_files: bool  # is there a model/ folder to copy (python models have none)
+    code_files: bool  # is there a code/ folder to copy
 
 
 @dataclass
@@ -173,7 +175,8 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
             if wheel.is_file():
                 files[f"build/find-links/{wheel.name}"] = wheel
     files[".dockerignore"] = render_template("dockerignore.j2").encode()
-    ctx = dockerfile_context(project, requirements, pip)
+    ctx = dockerfile_context(project, requirements, pip, has_model=any(p.startswith("model/") for p in files),
+                             has_code=any(p.startswith("code/") for p in files))
     own = config.image.dockerfile  # the user's template, extending ours block by block
     files["Dockerfile"] = render_template(own or "Dockerfile.j2", project.root if own else None, ctx=ctx).encode()
     files["main.py"] = render_template("main.py.j2", ctx=ctx).encode()
@@ -186,7 +189,8 @@ def existing(path: Path, what: str) -> Path:
     return path
 
 
-def dockerfile_context(project: Project, requirements: list[str], pip: PipSettings) -> DockerfileContext:
+def dockerfile_context(project: Project, requirements: list[str], pip: PipSettings, has_model: bool,
+                       has_code: bool) -> DockerfileContext:
     config = project.config
     gpu = config.hardware.gpu
     env = dict(sorted(config.env.items()))
@@ -206,6 +210,8 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         pip_args=pip_args,
         ca_bundle=pip.ca_bundle is not None,
         find_links=pip.find_links is not None,
+        model_files=has_model,
+        code_files=has_code,
     )
 
 
