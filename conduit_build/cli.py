@@ -143,16 +143,12 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.rollback:
         running = docker_deploy.rollback(project, say)
     else:
-        reference = args.image or pushed_reference_of(project)
+        from .build import pushed_reference
+
+        reference = args.image or pushed_reference(project)
         running = docker_deploy.deploy(project, reference, deploy_key(project, args.key_file), say)
     emit(args, asdict(running), f"{running.name}: {running.image} ready on port {running.port}")
     return 0
-
-
-def pushed_reference_of(project: Any) -> str:
-    from .build import pushed_reference
-
-    return pushed_reference(project)
 
 
 def deploy_key(project: Any, key_file: str | None) -> str:

@@ -166,23 +166,24 @@ def tag_image(engine: docker.DockerClient, image: Any, tag: str) -> None:
 
 
 def create(engine: docker.DockerClient, image: str, environment: dict[str, str], port: int, gpu: bool = False,
-           **options: Any) -> Any:
-    """A container with its port published on 127.0.0.1 (an ephemeral host port); GPU
-    targets ask the engine for every GPU through a device request."""
+           host_port: int | None = None, **options: Any) -> Any:
+    """A container with `port` published on `host_port` (all interfaces), or without one on an
+    ephemeral port of 127.0.0.1; GPU targets ask the engine for every GPU through a device request."""
     device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if gpu else None
+    published: Any = host_port if host_port is not None else ("127.0.0.1", None)
     with engine_errors("create a container"):
         return engine.containers.create(
             image,
             environment=environment,
-            ports={f"{port}/tcp": ("127.0.0.1", None)},
+            ports={f"{port}/tcp": published},
             device_requests=device_requests,
             **options,
         )
 
 
 def run(engine: docker.DockerClient, image: str, environment: dict[str, str], port: int, gpu: bool = False,
-        **options: Any) -> Any:
-    container = create(engine, image, environment, port, gpu, **options)
+        host_port: int | None = None, **options: Any) -> Any:
+    container = create(engine, image, environment, port, gpu, host_port, **options)
     try:
         with engine_errors("start the container"):
             container.start()

@@ -86,28 +86,14 @@ def wait_ready(container: Any, port: int, timeout_s: float) -> str | None:
 
 def start(engine: docker.DockerClient, project: Project, reference: str, api_key: str, name: str,
           host_port: int | None) -> Any:
-    config, deploy = project.config, project.config.deploy.docker
-    options: dict[str, Any] = {
-        "name": name,
-        "labels": {APP_LABEL: project.name, IMAGE_LABEL: reference},
-    }
-    ports: dict[str, Any]
-    if host_port is None:  # the candidate: a private port, no restarts
-        ports = {f"{config.server.port}/tcp": ("127.0.0.1", None)}
-    else:
-        ports = {f"{config.server.port}/tcp": host_port}
-        options["restart_policy"] = {"Name": deploy.restart} if deploy.restart != "no" else None
-    device_requests = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])] if config.hardware.gpu else None
+    """The live container on `host_port`, or (None) the candidate: a private port, no restarts."""
+    config, restart = project.config, project.config.deploy.docker.restart
+    options: dict[str, Any] = {"name": name, "labels": {APP_LABEL: project.name, IMAGE_LABEL: reference}}
+    if host_port is not None and restart != "no":
+        options["restart_policy"] = {"Name": restart}
     environment = {**config.env, config.server.api_key_env: api_key}
-    with docker_engine.engine_errors(f"start {name}"):
-        container = engine.containers.create(reference, environment=environment, ports=ports,
-                                             device_requests=device_requests, **options)
-        try:
-            container.start()
-        except BaseException:
-            docker_engine.remove(container)
-            raise
-    return container
+    return docker_engine.run(engine, reference, environment, config.server.port, config.hardware.gpu,
+                             host_port, **options)
 
 
 def deploy(project: Project, reference: str, api_key: str, say: Callable[[str], None] = print) -> Running:

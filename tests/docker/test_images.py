@@ -187,28 +187,26 @@ def test_ctrl_c_removes_the_container(engine: Any, images: dict[str, Built]) -> 
     assert b"Traceback" not in process.stderr.read()
 
 
-def test_python_model_without_model_files_or_other_code(engine: Any, tmp_path: Path) -> None:
-    """A python model has no model/ folder; a pickled model may come without any .py file."""
-    python_model = tmp_path / "python-model"
-    python_model.mkdir()
-    (python_model / "model.py").write_text("class Model:\n    def predict(self, data):\n        return [sum(row) for row in data]\n")
-    (python_model / "conduit.yaml").write_text(
-        "name: sum-rows\nmodels: [{type: python, file: 'model.py:Model'}]\n"
-        "tests: [{name: one, json: [[1, 2]], expect: {result: [3]}}]\n"
-    )
-    built = build(python_model / "conduit.yaml")
-    result = conduit("test", "-f", str(python_model / "conduit.yaml"), "--image", built.tag, "--repeat", "1",
+def passes_its_contract(project: Path, files: dict[str, str | bytes]) -> None:
+    """Write a project, build it, and run `conduit test` against its image."""
+    project.mkdir()
+    for name, content in files.items():
+        (project / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    built = build(project / "conduit.yaml")
+    result = conduit("test", "-f", str(project / "conduit.yaml"), "--image", built.tag, "--repeat", "1",
                      env={"CONDUIT_API_KEY": "k"})
     assert result.returncode == 0, result.stdout + result.stderr
 
-    pickled = tmp_path / "pickled"
-    pickled.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[2] / "examples" / "iris" / "model.pkl", pickled / "model.pkl")
-    (pickled / "conduit.yaml").write_text(
-        "name: bare-iris\nmodels: [{type: sklearn, file: model.pkl}]\nrequirements: [scikit-learn==1.9.1]\n"
-        "tests: [{name: setosa, json: [[5.1, 3.5, 1.4, 0.2]], expect: {result: [0]}}]\n"
-    )
-    built = build(pickled / "conduit.yaml")
-    result = conduit("test", "-f", str(pickled / "conduit.yaml"), "--image", built.tag, "--repeat", "1",
-                     env={"CONDUIT_API_KEY": "k"})
-    assert result.returncode == 0, result.stdout + result.stderr
+
+def test_python_model_without_model_files_or_other_code(engine: Any, examples: Path, tmp_path: Path) -> None:
+    """A python model has no model/ folder; a pickled model may come without any .py file."""
+    passes_its_contract(tmp_path / "python-model", {
+        "model.py": "class Model:\n    def predict(self, data):\n        return [sum(row) for row in data]\n",
+        "conduit.yaml": "name: sum-rows\nmodels: [{type: python, file: 'model.py:Model'}]\n"
+                        "tests: [{name: one, json: [[1, 2]], expect: {result: [3]}}]\n",
+    })
+    passes_its_contract(tmp_path / "pickled", {
+        "model.pkl": (examples / "iris" / "model.pkl").read_bytes(),
+        "conduit.yaml": "name: bare-iris\nmodels: [{type: sklearn, file: model.pkl}]\nrequirements: [scikit-learn==1.9.1]\n"
+                        "tests: [{name: setosa, json: [[5.1, 3.5, 1.4, 0.2]], expect: {result: [0]}}]\n",
+    })
