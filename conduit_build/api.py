@@ -379,14 +379,12 @@ def example_of(request: Request) -> Example | None:
 
 def deploy_project(project: Project, target: str, key: str, dry_run: bool, say: Callable[[str], None]) -> Deployment:
     """The CLI's steps, in its order: build, contract-test the image, push, deploy."""
-    from .build import build_image, push_image
-    from .container import running_container
-    from .test_command import run_against
+    from .contract.run import contract_test
+    from .image.build import build_image, push_image
 
     built = build_image(project)
     say(f"built {built.tag}" + (" (up to date)" if built.cached else ""))
-    report = run_against(project, lambda p, k, t: running_container(built.tag, p, k, t), f"image {built.tag}", key,
-                         120, repeat=3)
+    report = contract_test(project, image=built.tag, repeat=3, say=say)
     if not report.ok:
         first = report.failures[0]
         raise ContractError(f"the image failed its contract test: {first.name}: {first.reason}",
@@ -394,22 +392,21 @@ def deploy_project(project: Project, target: str, key: str, dry_run: bool, say: 
     say(f"contract test passed: {report.summary()}")
     if dry_run:
         return Deployment(target, built.tag, None, None)
-    tag, digest = push_image(project, built.tag)
-    reference = f"{tag.rpartition(':')[0]}@{digest}"
-    say(f"pushed {reference}")
+    pushed = push_image(project, built.tag)
+    say(f"pushed {pushed.reference}")
     if target == "kubernetes":
         from .deploy.kubernetes import write_manifests
 
-        written = write_manifests(project, reference, project.root / project.config.deploy.kubernetes.out)
+        written = write_manifests(project, pushed.reference, project.root / project.config.deploy.kubernetes.out)
         say(f"wrote the manifests to {written.out}")
-        return Deployment(target, reference, digest, None, str(written.out))
+        return Deployment(target, pushed.reference, pushed.digest, None, str(written.out))
     from .deploy import docker as docker_deploy
 
-    running = docker_deploy.deploy(project, reference, key, say)
+    running = docker_deploy.deploy(project, pushed.reference, key, say)
     host = urlsplit(project.config.deploy.docker.host or os.environ.get("DOCKER_HOST") or "").hostname
     endpoint = f"http://{host or '127.0.0.1'}:{running.port}/predict"
     say(f"{running.name} is ready: POST {endpoint}")
-    return Deployment(target, reference, digest, endpoint)
+    return Deployment(target, pushed.reference, pushed.digest, endpoint)
 
 
 __all__ = ["Conduit", "Deployment", "PredictionError", "hardware", "model_api_request", "model_type"]

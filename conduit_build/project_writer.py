@@ -82,6 +82,9 @@ class ProjectWriter:
         data["requirements"] = requirements(list(self.options.get("requirements") or []), modules, self.target)
         data.update({key: value for key, value in self.options.items() if key not in ("python", "requirements", "image")})
         data["image"] = image
+        for case in self.options.get("tests") or []:
+            for name in (case.get("form") or {}).get("files", []) if isinstance(case, dict) else []:
+                self.copy(name)
         if "tests" not in self.options and example is not None:
             data["tests"] = [self.example_case(example)]
         text = yaml.safe_dump(json.loads(json.dumps(data)), sort_keys=False, allow_unicode=True, width=120)
