@@ -8,18 +8,15 @@ line (`image: repository@sha256:…`), so a new build is a one-line GitOps diff.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import os
 import re
 import shutil
 import subprocess
-from dataclasses import asdict, dataclass
-from fractions import Fraction
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Project, load
+from ..config import Project
+from ..config.rules import max_replicas
 from ..errors import DeployError, UsageError
 from ..templates import render
 
@@ -35,10 +32,6 @@ SECRET_KEY = "api-key"
 
 # Plain YAML scalars only: no spaces, quotes or `#`, so the line is safe unquoted.
 DIGEST_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:-]*@sha256:[0-9a-f]{64}$")
-DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # RFC 1035: Services, InferenceServices
-DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_VALUE = re.compile(r"^(?=.{1,63}$)[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-
 # hardware.type → the `nvidia.com/gpu.product` labels NVIDIA's GPU feature discovery
 # puts on nodes (the device name with dashes). Any other type is taken as a label verbatim.
 GPU_PRODUCTS: dict[str, tuple[str, ...]] = {
@@ -49,12 +42,6 @@ GPU_PRODUCTS: dict[str, tuple[str, ...]] = {
     "l40s": ("NVIDIA-L40S",),
     "a100": ("NVIDIA-A100-SXM4-40GB", "NVIDIA-A100-SXM4-80GB", "NVIDIA-A100-PCIE-40GB", "NVIDIA-A100-80GB-PCIe"),
     "h100": ("NVIDIA-H100-80GB-HBM3", "NVIDIA-H100-PCIe", "NVIDIA-H100-NVL"),
-}
-
-QUANTITY_SUFFIX = {
-    "": Fraction(1), "m": Fraction(1, 1000),
-    "K": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
-    "Ki": Fraction(2**10), "Mi": Fraction(2**20), "Gi": Fraction(2**30), "Ti": Fraction(2**40),
 }
 
 Pairs = tuple[tuple[str, str], ...]
@@ -104,21 +91,14 @@ class Written:
 
 
 def render_context(project: Project, image: str, target: str = "kubernetes") -> RenderContext:
+    """The config was checked for everything Kubernetes would refuse when it was loaded (config.rules)."""
     config = project.config
     kube = config.deploy.kubernetes
-    check_names(project)
     image = check_image(image)
-    max_replicas = kube.max_replicas if kube.max_replicas is not None else 2 * kube.replicas
-    if max_replicas < kube.replicas:
-        raise UsageError(f"conduit.yaml: deploy.kubernetes.max_replicas ({max_replicas}) is below replicas ({kube.replicas})",
-                         "raise max_replicas or lower replicas")
-    autoscale = max_replicas > kube.replicas
+    ceiling = max_replicas(config)
+    autoscale = ceiling > kube.replicas
     requests = amounts(kube.resources.requests.cpu, kube.resources.requests.memory)
     limits = amounts(kube.resources.limits.cpu, kube.resources.limits.memory)
-    check_requests_fit(requests, limits)
-    if autoscale and "cpu" not in dict(requests):
-        raise UsageError("conduit.yaml: deploy.kubernetes.resources.requests.cpu is needed: the autoscaler scales on CPU use "
-                         "relative to it", "set it (like 500m), or set max_replicas equal to replicas")
     if config.hardware.gpu:
         limits = (*limits, ("nvidia.com/gpu", str(config.hardware.count)))
     products = gpu_products(config.hardware.type) if config.hardware.gpu else ()
@@ -134,7 +114,7 @@ def render_context(project: Project, image: str, target: str = "kubernetes") -> 
         service_port=SERVICE_PORT,
         run_as_user=RUN_AS_USER,
         replicas=kube.replicas,
-        max_replicas=max_replicas,
+        max_replicas=ceiling,
         target_cpu_percent=kube.target_cpu_percent,
         requests=requests,
         limits=limits,
@@ -172,43 +152,14 @@ def check_image(image: str) -> str:
     return image
 
 
-def check_names(project: Project) -> None:
-    config = project.config
-    if not DNS_LABEL.match(config.name):
-        raise UsageError(f"conduit.yaml: name {config.name!r} cannot name a Kubernetes Service",
-                         "start it with a letter and end it with a letter or digit")
-    secret = config.deploy.kubernetes.api_key_secret
-    if secret is not None and not DNS_SUBDOMAIN.match(secret):
-        raise UsageError(f"conduit.yaml: deploy.kubernetes.api_key_secret {secret!r} is not a Kubernetes Secret name",
-                         "use lowercase letters, digits, '-' and '.'")
-
-
 def gpu_products(gpu_type: str | None) -> tuple[str, ...]:
     if gpu_type is None:
         return ()
-    if not LABEL_VALUE.match(gpu_type):
-        raise UsageError(f"conduit.yaml: hardware.type {gpu_type!r} cannot be matched against node labels",
-                         f"use a short name ({', '.join(GPU_PRODUCTS)}) or the node's nvidia.com/gpu.product label")
     return GPU_PRODUCTS.get(gpu_type.lower(), (gpu_type,))
 
 
 def amounts(cpu: str | None, memory: str | None) -> Pairs:
     return tuple((key, value) for key, value in (("cpu", cpu), ("memory", memory)) if value is not None)
-
-
-def quantity(text: str) -> Fraction:
-    number = re.match(r"\d+(\.\d+)?", text)
-    assert number is not None  # the schema's patterns allow nothing else
-    return Fraction(number[0]) * QUANTITY_SUFFIX[text[number.end():]]
-
-
-def check_requests_fit(requests: Pairs, limits: Pairs) -> None:
-    """The API server refuses a request above its limit: say so here, not at sync time."""
-    ceiling = dict(limits)
-    for key, value in requests:
-        if key in ceiling and quantity(value) > quantity(ceiling[key]):
-            raise UsageError(f"conduit.yaml: deploy.kubernetes.resources.requests.{key} ({value}) is above "
-                             f"limits.{key} ({ceiling[key]})", "raise the limit or lower the request")
 
 
 # -- files --------------------------------------------------------------------------
@@ -272,58 +223,32 @@ def apply(kubectl: str, out: Path) -> None:
         raise DeployError(f"kubectl apply -k {out} failed: {last}")
 
 
-# -- the command ----------------------------------------------------------------------
+# -- the command ------------------------------------------------------------------------
 
 
-def add_kubernetes_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags cmd_deploy_kubernetes reads; those the parser already has are left as they are."""
-    known = {option for action in parser._actions for option in action.option_strings}
-    if "--image" not in known:
-        parser.add_argument("--image", metavar="REF", help="repository@sha256:… (default: the pushed current build)")
-    if "--apply" not in known:
-        parser.add_argument("--apply", action="store_true", help="kubernetes: kubectl apply -k the manifests")
-    if "--out" not in known:
-        parser.add_argument("--out", metavar="DIR", help="kubernetes: write here instead of deploy.kubernetes.out")
+@dataclass(frozen=True)
+class Deployed:
+    written: Written
+    applied_to: str | None  # the kubectl context, with --apply
 
 
-def cmd_deploy_kubernetes(args: argparse.Namespace) -> int:
-    project = load(str(args.file or "conduit.yaml"))
-    target = getattr(args, "target", None) or "kubernetes"
-    image = check_image(args.image) if args.image else pushed_image(project)
-    kubectl, context = cluster_context() if args.apply else ("", "")  # before writing: fail fast
-    out = Path(args.out) if getattr(args, "out", None) else project.root / project.config.deploy.kubernetes.out
+def deploy_manifests(project: Project, image: str | None = None, out: Path | None = None, target: str = "kubernetes",
+                     apply_them: bool = False) -> Deployed:
+    """`conduit deploy --target kubernetes|kserve`: write the manifests for `image` (default: the
+    pushed current build) into `out` (default: deploy.kubernetes.out), and kubectl-apply them."""
+    image = check_image(image) if image else pushed_image(project)
+    kubectl, context = cluster_context() if apply_them else ("", "")  # before writing: fail fast
+    out = out or project.root / project.config.deploy.kubernetes.out
     written = write_manifests(project, image, out, target)
-    if args.apply:
+    if apply_them:
         apply(kubectl, out)
-    report(written, context or None, as_json=bool(args.json))
-    return 0
+    return Deployed(written, context or None)
 
 
 def pushed_image(project: Project) -> str:
-    from ..build import pushed_reference  # the Docker SDK, only when no --image is given
+    from ..image.build import pushed_reference  # the Docker SDK, only when no --image is given
 
     return check_image(pushed_reference(project))
 
 
-def report(written: Written, applied_to: str | None, as_json: bool) -> None:
-    if as_json:
-        payload = {**asdict(written), "out": shown(written.out), "files": [shown(p) for p in written.files],
-                   "removed": [shown(p) for p in written.removed], "applied": applied_to}
-        print(json.dumps(payload, indent=2))
-        return
-    lines = [f"wrote {shown(p)}" for p in written.files] + [f"removed {shown(p)}" for p in written.removed]
-    lines.append(f"image: {written.image}")
-    if applied_to:
-        lines.append(f"applied to {applied_to}")
-    print("\n".join(lines))
-
-
-def shown(path: Path) -> str:
-    """Relative to the current folder where it lies below it, as a user typed it."""
-    absolute = path.absolute()
-    cwd = Path.cwd()
-    return os.path.relpath(absolute, cwd) if absolute.is_relative_to(cwd) else str(absolute)
-
-
-__all__ = ["RenderContext", "Written", "add_kubernetes_arguments", "cmd_deploy_kubernetes", "manifests",
-           "render_context", "write_manifests"]
+__all__ = ["Deployed", "RenderContext", "Written", "deploy_manifests", "manifests", "render_context", "write_manifests"]

@@ -13,7 +13,7 @@ import yaml
 from conftest import Built, build, conduit
 
 from conduit_build.config import load
-from conduit_build.render import render
+from conduit_build.image.context import render
 
 pytestmark = pytest.mark.docker
 
@@ -142,17 +142,18 @@ def test_pip_settings_stay_out_of_the_final_image(engine: Any, examples: Path, t
     assert b"No such file" in found and b"ca-bundle" not in found
 
 
-def test_gpu_containers_ask_for_the_gpus(engine: Any, images: dict[str, Built]) -> None:
-    """Without a GPU here, inspect the request: every GPU through a device request."""
-    from conduit_build import docker_engine
+def test_gpu_containers_ask_for_hardware_count_gpus(engine: Any, images: dict[str, Built]) -> None:
+    """Without a GPU here, inspect the request: hardware.count GPUs through a device request."""
+    from conduit_build.image import engine as docker_engine
 
-    container = docker_engine.create(engine, images["iris"].tag, {}, 8000, gpu=True)
-    try:
-        requests = container.attrs["HostConfig"]["DeviceRequests"]
-        assert requests[0]["Count"] == -1 and requests[0]["Capabilities"] == [["gpu"]]
-    finally:
-        docker_engine.remove(container)
-    cpu = docker_engine.create(engine, images["iris"].tag, {}, 8000, gpu=False)
+    for count in (1, 2):
+        container = docker_engine.create(engine, images["iris"].tag, {}, 8000, gpus=count)
+        try:
+            requests = container.attrs["HostConfig"]["DeviceRequests"]
+            assert requests[0]["Count"] == count and requests[0]["Capabilities"] == [["gpu"]]
+        finally:
+            docker_engine.remove(container)
+    cpu = docker_engine.create(engine, images["iris"].tag, {}, 8000, gpus=0)
     try:
         assert not cpu.attrs["HostConfig"].get("DeviceRequests")
     finally:

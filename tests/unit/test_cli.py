@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import conduit
 
-from conduit_build.schema import MODEL_TYPES
+from conduit_build.config.schema import MODEL_TYPES
 
 MINIMAL = "name: demo\nmodels:\n  - type: sklearn\n    file: model.pkl\n"
 

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conduit_build.config import Project, load
+from conduit_build.config.schema import MODEL_TYPES
 from conduit_build.errors import ConfigError
-from conduit_build.schema import MODEL_TYPES
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LINE = re.compile(r"^conduit\.yaml:(\d+):(\d+): ")

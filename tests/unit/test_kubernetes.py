@@ -4,7 +4,6 @@ builds, GPU only where asked, the API key only as a Secret reference."""
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import hashlib
 import json
@@ -20,14 +19,8 @@ from conftest import EXAMPLES, conduit
 from kubernetes_validate import utils as kubernetes_validate
 
 from conduit_build.config import load
-from conduit_build.deploy.kubernetes import (
-    GENERATED,
-    add_kubernetes_arguments,
-    cmd_deploy_kubernetes,
-    manifests,
-    write_manifests,
-)
-from conduit_build.errors import DeployError, UsageError
+from conduit_build.deploy.kubernetes import GENERATED, deploy_manifests, manifests, write_manifests
+from conduit_build.errors import ConfigError, DeployError, UsageError
 
 KUBERNETES = "1.37"  # the newest kubernetes-validate 1.37 knows; pyproject asks for >= 1.37
 GOLDEN = Path(__file__).parent / "golden"
@@ -64,11 +57,14 @@ def render_files(path: Path, image: str = IMAGE, target: str = "kubernetes") -> 
     return manifests(load(path), image, target)
 
 
-def deploy_args(path: Path | None, **overrides: Any) -> argparse.Namespace:
-    """What cli.py hands over for `conduit deploy --target kubernetes …`."""
-    values = {"file": str(path) if path else None, "json": False, "image": IMAGE, "apply": False,
-              "target": "kubernetes", "out": None, **overrides}
-    return argparse.Namespace(**values)
+def refused(path: Path, words: str) -> str:
+    """The problem `load()` (so `conduit validate`) finds in a config, as file:line:col: key: text."""
+    with pytest.raises(ConfigError) as raised:
+        load(path)
+    found = [line for line in raised.value.lines() if re.search(words, line)]
+    assert found, raised.value.lines()
+    assert raised.value.exit_status == 2
+    return found[0]
 
 
 def container(deployment: dict[str, Any]) -> dict[str, Any]:
@@ -201,31 +197,31 @@ def test_gpu_type_pins_the_node_product(tmp_path: Path, hardware: Any, products:
 
 
 def test_a_gpu_type_that_is_no_label_value_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match=r"hardware\.type 'A10G 24GB'"):
-        render_files(make_project(tmp_path, hardware={"type": "A10G 24GB"}))
+    line = refused(make_project(tmp_path, hardware={"type": "A10G 24GB"}), r"hardware\.type: 'A10G 24GB' cannot be matched")
+    assert line.startswith(f"{tmp_path / 'conduit.yaml'}:3:9: ")
 
 
 # -- the pod: secret, probes, security -------------------------------------------------------
 
 
-def test_api_key_comes_from_a_secret_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_key_comes_from_a_secret_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = make_project(tmp_path / "p", server={"api_key_env": "IRIS_KEY"})
     monkeypatch.setenv("IRIS_KEY", "s3cret-value-never-written")
     monkeypatch.setenv("CONDUIT_API_KEY", "s3cret-value-never-written")
-    assert cmd_deploy_kubernetes(deploy_args(path, out=str(tmp_path / "out"))) == 0
+    result = conduit("deploy", "--target", "kubernetes", "--image", IMAGE, "-f", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
     env = container(yaml.safe_load((tmp_path / "out" / "deployment.yaml").read_text()))["env"]
     assert env[0] == {"name": "IRIS_KEY", "valueFrom": {"secretKeyRef": {"name": "demo-api-key", "key": "api-key", "optional": False}}}
     assert all("value" not in item for item in env if item["name"] == "IRIS_KEY")
-    everything = "".join(p.read_text() for p in (tmp_path / "out").iterdir()) + capsys.readouterr().out
+    everything = "".join(p.read_text() for p in (tmp_path / "out").iterdir()) + result.stdout + result.stderr
     assert "s3cret" not in everything
 
 
 def test_api_key_secret_name_from_the_config(tmp_path: Path) -> None:
     deployment = documents(render_files(make_project(tmp_path, kubernetes={"api_key_secret": "shared.model-keys"})))["deployment.yaml"]
     assert container(deployment)["env"][0]["valueFrom"]["secretKeyRef"]["name"] == "shared.model-keys"
-    with pytest.raises(UsageError, match="api_key_secret"):
-        render_files(make_project(tmp_path / "bad", kubernetes={"api_key_secret": "Model_Keys"}))
+    refused(make_project(tmp_path / "bad", kubernetes={"api_key_secret": "Model_Keys"}),
+            r":\d+:\d+: deploy\.kubernetes\.api_key_secret: 'Model_Keys' is not a Kubernetes Secret name")
 
 
 def test_pod_is_probed_and_locked_down(tmp_path: Path) -> None:
@@ -304,14 +300,14 @@ def test_config_the_cluster_would_refuse_is_refused_here(tmp_path: Path, kuberne
     if message is None:
         render_files(path)
         return
-    with pytest.raises(UsageError, match=message) as raised:
-        render_files(path)
-    assert raised.value.exit_status == 2
+    refused(path, r"^" + re.escape(str(path)) + r":\d+:\d+: deploy\.kubernetes\.[a-z_.]+: .*" + message)
+    validate = conduit("validate", "-f", str(path))
+    assert validate.returncode == 2 and re.search(message, validate.stderr) and "Traceback" not in validate.stderr
 
 
 def test_a_name_no_service_can_have_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="cannot name a Kubernetes Service"):
-        render_files(make_project(tmp_path, name="3d-model"))
+    line = refused(make_project(tmp_path, name="3d-model"), "name: '3d-model' cannot name a Kubernetes Service")
+    assert line.startswith(f"{tmp_path / 'conduit.yaml'}:1:7: ")
 
 
 # -- KServe ----------------------------------------------------------------------------------
@@ -352,16 +348,16 @@ def test_kserve_and_kubernetes_share_a_folder_without_leftovers(tmp_path: Path) 
 # -- the command ------------------------------------------------------------------------------
 
 
-def test_handler_writes_into_deploy_out_and_prints_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_writes_into_deploy_out_and_prints_the_files(tmp_path: Path) -> None:
     make_project(tmp_path, kubernetes={"out": "manifests/prod"})
-    monkeypatch.chdir(tmp_path)
-    assert cmd_deploy_kubernetes(deploy_args(None)) == 0  # -f left out: ./conduit.yaml
-    lines = capsys.readouterr().out.splitlines()
+    result = conduit("deploy", "--target", "kubernetes", "--image", IMAGE, cwd=tmp_path)  # -f left out: ./conduit.yaml
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
     assert lines == [f"wrote manifests/prod/{name}" for name in ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml",
                                                                  "kustomization.yaml")] + [f"image: {IMAGE}"]
-    assert cmd_deploy_kubernetes(deploy_args(None, json=True, target="kserve")) == 0
-    payload = json.loads(capsys.readouterr().out)
+    result = conduit("deploy", "--target", "kserve", "--image", IMAGE, "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
     assert payload == {"target": "kserve", "image": IMAGE, "out": "manifests/prod",
                        "files": ["manifests/prod/inferenceservice.yaml", "manifests/prod/kustomization.yaml"],
                        "removed": [f"manifests/prod/{name}" for name in ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml")],
@@ -377,7 +373,7 @@ def test_handler_writes_into_deploy_out_and_prints_the_files(tmp_path: Path, mon
 def test_image_must_be_pinned_by_digest(tmp_path: Path, image: str) -> None:
     path = make_project(tmp_path / "p")
     with pytest.raises(UsageError, match="sha256") as raised:
-        cmd_deploy_kubernetes(deploy_args(path, image=image, out=str(tmp_path / "out")))
+        deploy_manifests(load(path), image, tmp_path / "out")
     assert raised.value.exit_status == 2
     assert not (tmp_path / "out").exists()
 
@@ -386,7 +382,7 @@ def test_apply_without_kubectl_fails_in_one_line(tmp_path: Path, monkeypatch: py
     path = make_project(tmp_path / "p")
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     with pytest.raises(DeployError) as raised:
-        cmd_deploy_kubernetes(deploy_args(path, apply=True, out=str(tmp_path / "out")))
+        deploy_manifests(load(path), IMAGE, tmp_path / "out", apply_them=True)
     assert raised.value.exit_status == 1
     (line,) = raised.value.lines()
     assert "kubectl" in line and "not installed" in line
@@ -400,28 +396,15 @@ def test_apply_without_a_cluster_fails_in_one_line(tmp_path: Path, monkeypatch: 
     (tmp_path / "kubeconfig").write_text("")
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "kubeconfig"))
     with pytest.raises(DeployError) as raised:
-        cmd_deploy_kubernetes(deploy_args(path, apply=True, out=str(tmp_path / "out")))
+        deploy_manifests(load(path), IMAGE, tmp_path / "out", apply_them=True)
     (line,) = raised.value.lines()
     assert "no" in line and "cluster" in line and "current-context" in line
     assert raised.value.exit_status == 1
 
 
-def test_add_kubernetes_arguments_keeps_flags_already_there() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--image")
-    add_kubernetes_arguments(parser)
-    args = parser.parse_args(["--image", IMAGE, "--apply", "--out", "k8s/"])
-    assert (args.image, args.apply, args.out) == (IMAGE, True, "k8s/")
+# -- through the real CLI ------------------------------------------------------------------------
 
 
-# -- through the real CLI, once cli.py wires `deploy` --------------------------------------------
-
-
-def deploy_is_wired() -> bool:
-    return re.search(r"^\s+deploy\s", conduit("--help").stdout, re.MULTILINE) is not None
-
-
-@pytest.mark.skipif(not deploy_is_wired(), reason="wired by cli.py")
 def test_cli_deploy_kubernetes(tmp_path: Path) -> None:
     path = make_project(tmp_path / "p")
     result = conduit("deploy", "--target", "kubernetes", "--image", IMAGE, "-f", str(path), "--json")

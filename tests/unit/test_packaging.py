@@ -15,7 +15,7 @@ def test_wheel_carries_templates_and_runtime(tmp_path: Path) -> None:
                    check=True, capture_output=True, timeout=600)
     wheel = next(tmp_path.glob("conduit_build-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"conduit/__init__.py", "conduit_build/cli.py", "conduit_runtime/app.py", "conduit_runtime/requirements.txt"} <= names
+    assert {"conduit/__init__.py", "conduit_build/cli/__init__.py", "conduit_runtime/app.py", "conduit_runtime/requirements.txt"} <= names
     assert {"conduit_build/templates/Dockerfile.j2", "conduit_build/templates/init/conduit.yaml.j2",
             "conduit_build/templates/init/train/sklearn.py"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

@@ -8,10 +8,12 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import conduit
 
 from conduit_build.config import load
-from conduit_build.render import PipSettings, render
+from conduit_build.image.context import BuildContext, render
+from conduit_build.image.pip import PipSettings
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -28,12 +30,17 @@ def copy_project(source: Path, target: Path, reverse: bool = False) -> Path:
     return target / "conduit.yaml"
 
 
+def tar_bytes(context: BuildContext) -> bytes:
+    with context.tar() as spooled:
+        return spooled.read()
+
+
 def test_same_inputs_same_bytes_and_hash(examples: Path, tmp_path: Path) -> None:
     """Creation order and mtimes change nothing: not the files, not the hash, not the tar."""
     first = render(load(copy_project(examples / "digits", tmp_path / "a")), PipSettings())
     second = render(load(copy_project(examples / "digits", tmp_path / "b", reverse=True)), PipSettings())
     assert first.hash == second.hash
-    assert first.tar().getvalue() == second.tar().getvalue()
+    assert tar_bytes(first) == tar_bytes(second)
     first.write(tmp_path / "out-a")
     second.write(tmp_path / "out-b")
     for path in first.files:
@@ -60,7 +67,7 @@ def test_context_layout(examples: Path) -> None:
     assert "code/hooks.py" in files and "code/samples/three.png" in files
     assert "conduit_runtime/app.py" in files and "conduit_runtime/requirements.txt" in files
     assert not any("__pycache__" in path for path in files)
-    with tarfile.open(fileobj=context.tar()) as archive:
+    with context.tar() as spooled, tarfile.open(fileobj=spooled) as archive:
         members = archive.getmembers()
     assert [m.name for m in members] == sorted(files)
     assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
@@ -98,7 +105,7 @@ def test_secrets_never_enter_the_context(examples: Path, tmp_path: Path) -> None
     pip = PipSettings(index_url=secret_url, extra_index_urls=("https://extra.example.com/simple",), find_links=wheels, ca_bundle=ca)
     context = render(load(examples / "iris" / "conduit.yaml"), pip)
     assert context.build_args == {"PIP_INDEX_URL": secret_url, "PIP_EXTRA_INDEX_URL": "https://extra.example.com/simple"}
-    assert b"s3cr3t" not in context.tar().getvalue()
+    assert b"s3cr3t" not in tar_bytes(context)
     assert "s3cr3t" not in str(context.labels())
     assert "build/ca-bundle.crt" in context.files and "build/find-links/demo-1.0-py3-none-any.whl" in context.files
     dockerfile = context.files["Dockerfile"].decode()
@@ -158,3 +165,89 @@ def test_a_project_template_overrides_blocks(examples: Path, tmp_path: Path) -> 
     (tmp_path / "own" / "Dockerfile.j2").write_text('{% extends "conduit/Dockerfile.j2" %}{% block code %}{{ oops.x }}{% endblock %}')
     result = conduit("render", "-f", str(config))
     assert result.returncode == 1 and "Dockerfile.j2:1: template error" in result.stderr and "Traceback" not in result.stderr
+
+
+# -- which project files go in (the way Docker and Cog users expect) ----------------------
+
+
+def a_project(root: Path) -> Path:
+    """A python model that reads a data file, with everything a real project folder collects."""
+    files = {
+        "conduit.yaml": "name: selected\nmodels: [{type: python, file: 'model.py:Model'}]\n"
+                        "requirements_file: requirements.txt\n",
+        "model.py": "class Model:\n    def predict(self, data):\n        return data\n",
+        "labels.json": '["cat", "dog"]\n',
+        "data/vocab.txt": "a\nb\n",
+        "requirements.txt": "--extra-index-url https://user:t0ken@example.com/simple\n",
+        "notes.md": "ignored by the user's .dockerignore\n",
+        "scratch/big.bin": "ignored by .conduitignore\n",
+        ".dockerignore": "# comments and blank lines are fine\n\n*.md\n",
+        ".conduitignore": "scratch/\n",
+        ".env": "API_TOKEN=t0ken\n",
+        ".git/config": "[core]\n",
+        ".venv/pyvenv.cfg": "home = /usr\n",
+        "myenv/pyvenv.cfg": "home = /usr\n",
+        "myenv/lib/site.py": "",
+        "__pycache__/model.cpython-311.pyc": "",
+        "deploy/deployment.yaml": "kind: Deployment\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root / "conduit.yaml"
+
+
+def test_the_whole_project_minus_ignored_and_generated_files(tmp_path: Path) -> None:
+    context = render(load(a_project(tmp_path / "p")), PipSettings())
+    code = sorted(path.removeprefix("code/") for path in context.files if path.startswith("code/"))
+    assert code == ["data/vocab.txt", "labels.json", "model.py"]
+    assert b"t0ken" not in tar_bytes(context).replace(context.files["requirements.txt"], b"")  # builder stage only
+
+
+def test_a_negated_pattern_brings_a_default_back(tmp_path: Path) -> None:
+    config = a_project(tmp_path / "p")
+    (tmp_path / "p" / ".env.example").write_text("API_TOKEN=\n")
+    (tmp_path / "p" / ".conduitignore").write_text("scratch/\n!.env.example\n")
+    files = render(load(config), PipSettings()).files
+    assert "code/.env.example" in files and "code/.env" not in files
+
+
+def test_render_twice_into_the_project_gives_the_same_hash(tmp_path: Path) -> None:
+    config = a_project(tmp_path / "p")
+    first = conduit("render", "-f", str(config), "-o", str(tmp_path / "p" / "ctx"))
+    assert first.returncode == 0, first.stderr
+    second = conduit("render", "-f", str(config), "-o", str(tmp_path / "p" / "ctx"))
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout
+    assert (tmp_path / "p" / "ctx" / "code" / "labels.json").is_file()
+    assert not (tmp_path / "p" / "ctx" / "code" / "ctx").exists()
+
+
+def test_render_never_replaces_a_folder_it_did_not_write(tmp_path: Path) -> None:
+    config = a_project(tmp_path / "p")
+    result = conduit("render", "-f", str(config), "-o", str(tmp_path / "p"))
+    assert result.returncode == 2 and "not a folder `conduit render -o` wrote" in result.stderr
+    assert (tmp_path / "p" / "model.py").is_file()
+
+
+def test_the_config_label_is_an_allow_list(tmp_path: Path) -> None:
+    config = a_project(tmp_path / "p")
+    config.write_text(config.read_text() + "requirements: ['pkg @ https://user:t0ken1@example.com/pkg.whl']\n"
+                      "image:\n  index_url: https://user:t0ken2@example.com/simple\n"
+                      "  extra_index_urls: [https://user:t0ken3@example.com/simple]\n"
+                      "deploy: {docker: {host: 'ssh://user:t0ken4@example.com'}}\n")
+    label = render(load(config), PipSettings.of(load(config), {})).labels()["conduit.config"]
+    assert "t0ken" not in label
+    assert yaml.safe_load(label)["name"] == "selected" and yaml.safe_load(label)["image"]["base"] == "python:3.11-slim"
+
+
+@pytest.mark.parametrize(("extra", "base"), [
+    ("", "python:3.11-slim"),
+    ('python: "3.12"\n', "python:3.12-slim"),
+    ('python: "3.12"\nimage: {base: "registry.example.com/py:3.12"}\n', "registry.example.com/py:3.12"),
+])
+def test_python_picks_the_base_image(tmp_path: Path, extra: str, base: str) -> None:
+    (tmp_path / "model.py").write_text("class Model:\n    def predict(self, data):\n        return data\n")
+    (tmp_path / "conduit.yaml").write_text("name: py\nmodels: [{type: python, file: 'model.py:Model'}]\n" + extra)
+    dockerfile = render(load(tmp_path / "conduit.yaml"), PipSettings()).files["Dockerfile"].decode()
+    assert dockerfile.count(f"FROM {base}") == 2  # builder and runtime stage

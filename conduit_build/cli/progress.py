@@ -6,8 +6,10 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-from .docker_engine import Progress
+if TYPE_CHECKING:
+    from ..image.engine import Progress
 
 
 def printer(as_json: bool, quiet: bool) -> Callable[[Progress], None]:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConduitError, UsageError
-from .templates import TEMPLATES, render
+from ..errors import ConduitError, UsageError
+from ..templates import TEMPLATES, render
 
 IRIS_ROW = [[5.1, 3.5, 1.4, 0.2]]
 

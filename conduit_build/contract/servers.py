@@ -1,5 +1,14 @@
-"""`conduit test --local`: the project served by `conduit serve` in a child process,
-for as long as a `with` block runs, and always stopped after it (Ctrl-C too)."""
+"""The server a contract test runs against, for as long as a `with` block runs, and always
+stopped after it (Ctrl-C too):
+
+    local_server       `conduit serve` in a child process (--local)
+    running_container  a container of the image, the key passed at run time (--image, the default)
+    running_at         a server someone else runs (--url): only waited for
+
+Each waits for GET /ready, and raises ContractError with the log's tail when the
+server never gets ready. A server that answers /ready with the code `startup_failed`
+will never get ready: the wait ends there instead of at the timeout.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +24,12 @@ from pathlib import Path
 
 import httpx
 
-from .config import Project
-from .errors import ContractError
+from ..config import Project
+from ..errors import ContractError
+from ..image import engine
 
 LOG_TAIL_LINES = 40
+STARTUP_FAILED = "startup_failed"  # the /ready error code of a server whose start-up failed for good
 
 
 def free_port() -> int:
@@ -31,42 +42,37 @@ def tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def ready_problem(base_url: str) -> str | None:
-    """None once GET /ready answers 200; else why not (the server's own words when it has them)."""
+def ready_problem(base_url: str) -> tuple[str, str] | None:
+    """None once GET /ready answers 200; else (code, why not), in the server's own words when it has them."""
     try:
         response = httpx.get(base_url + "/ready", timeout=2)
     except httpx.HTTPError as exc:
-        return f"no answer ({type(exc).__name__})"
+        return "no_answer", f"no answer ({type(exc).__name__})"
     if response.status_code == 200:
         return None
     try:
-        return f"{response.status_code}: {response.json()['error']['message']}"
+        error = response.json()["error"]
+        return str(error["code"]), f"{response.status_code}: {error['message']}"
     except (ValueError, KeyError, TypeError):
-        return f"{response.status_code}: {response.text[:200]!r}"
+        return "unknown", f"{response.status_code}: {response.text[:200]!r}"
 
 
 def wait_until_ready(base_url: str, timeout_s: float, exited: Callable[[], str | None],
                      logs: Callable[[], str] | None) -> None:
     """Poll /ready until 200. `exited()` says why the server is gone (None while it runs);
-    `logs()` gives its log, if we have it. Raises ContractError, with the log's tail, when it
-    never gets ready. Shared by the local server, the container and a server at a URL."""
+    `logs()` gives its log, if we have it."""
     deadline = time.monotonic() + timeout_s
-    problem: str | None = "not polled yet"
+    problem = "not polled yet"
     while time.monotonic() < deadline:
-        problem = ready_problem(base_url)
-        if problem is None:
+        answer = ready_problem(base_url)
+        if answer is None:
             return
-        gone = exited() or gave_up(problem)
+        code, problem = answer
+        gone = exited() or (problem if code == STARTUP_FAILED else None)
         if gone is not None:
             raise ContractError(f"the server will not get ready ({gone})" + log_tail(logs))
         time.sleep(0.1)
     raise ContractError(f"the server was not ready within {timeout_s:g} s (last /ready: {problem})" + log_tail(logs))
-
-
-def gave_up(problem: str) -> str | None:
-    """Conduit's server loads and warms up once: after "start-up failed" it never gets
-    ready, so waiting out the timeout would only delay the report."""
-    return problem if "start-up failed" in problem else None
 
 
 def log_tail(logs: Callable[[], str] | None) -> str:
@@ -92,9 +98,8 @@ def stop(process: subprocess.Popen[bytes], grace_s: float = 10) -> None:
 
 @contextmanager
 def local_server(project: Project, api_key: str | None, ready_timeout_s: float = 120) -> Iterator[str]:
-    """Start `conduit serve` for the project on a free port with the key in
-    server.api_key_env (no key: the variable is removed), wait for /ready, and
-    yield the base URL. The process is stopped on the way out, however it is left."""
+    """`conduit serve` for the project on a free port with the key in server.api_key_env (no
+    key: the variable is removed); yields the base URL once ready."""
     port = free_port()
     env = {**os.environ}
     env.pop(project.config.server.api_key_env, None)
@@ -119,4 +124,36 @@ def local_server(project: Project, api_key: str | None, ready_timeout_s: float =
             stop(process)
 
 
-__all__ = ["local_server", "wait_until_ready"]
+@contextmanager
+def running_container(image: str, project: Project, api_key: str | None, ready_timeout_s: float = 120) -> Iterator[str]:
+    """A container of `image` with the API key passed at run time; yields its base URL once ready."""
+    client = engine.client()
+    config = project.config
+    port = config.server.port
+    environment = {config.server.api_key_env: api_key} if api_key else {}
+    container = engine.run(client, image, environment, port, gpus=config.hardware.count if config.hardware.gpu else 0)
+    try:
+        base_url = f"http://127.0.0.1:{engine.host_port(container, port)}"
+
+        def exited() -> str | None:
+            if not engine.reload(container):
+                return "the container is gone"
+            state = container.attrs.get("State", {})
+            if state.get("Status") in ("exited", "dead"):
+                return f"the container exited with status {state.get('ExitCode')}"
+            return None
+
+        wait_until_ready(base_url, ready_timeout_s, exited, lambda: engine.logs(container))
+        yield base_url
+    finally:
+        engine.remove(container)
+
+
+@contextmanager
+def running_at(url: str, ready_timeout_s: float) -> Iterator[str]:
+    base_url = url.rstrip("/").removesuffix("/predict")
+    wait_until_ready(base_url, ready_timeout_s, exited=lambda: None, logs=None)
+    yield base_url
+
+
+__all__ = ["free_port", "local_server", "running_at", "running_container", "wait_until_ready"]

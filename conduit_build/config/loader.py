@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ..errors import ConfigError
 from . import schema
-from .errors import ConfigError
+from .positions import Loc, Positions, YamlProblem, dotted, one_line, read
+from .rules import Problem, deploy_problems
 from .schema import DIRECTORY_TYPES, MODEL_TYPES, Config, Stage, TestCase
-from .yaml_positions import Loc, Positions, YamlProblem, dotted, one_line, read
 
 PRE_ARITIES = (1, 2)  # pre(data) | pre(data, files)
 POST_ARITIES = (1, 2, 3)  # post(out) | post(out, data) | post(out, data, files)
@@ -84,6 +85,7 @@ def load(path: str | Path, display: str | None = None) -> Project:
     problems = by_position(located(shown, [
         *check_files(root, positions, config.models, config.requirements_file, config.tests),
         *check_image_files(root, positions, config.image),
+        *deploy_problems(config, positions),
     ]))
     if problems:
         raise ConfigError(problems)
@@ -215,7 +217,6 @@ def check_image_files(root: Path, positions: Positions, image: Any) -> list[Prob
             problems.append((("image", key), text, positions.of_value(("image", key))))
     return problems
 
-Problem = tuple[Loc, str, tuple[int, int]]
 
 
 def check_files(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 ModelType = Literal[
     "sklearn",
@@ -28,6 +28,9 @@ MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 DIRECTORY_TYPES = ("spacy", "hf_pipeline")
 
 REF = re.compile(r"^[^:]+\.py:[A-Za-z_][A-Za-z0-9_]*$")
+# A Docker repository without tag or digest: [registry[:port]/]path, the path in lowercase.
+PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY = rf"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?{PATH_COMPONENT}(?:/{PATH_COMPONENT})*$"
 SECRET_NAME = re.compile(r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?)$", re.IGNORECASE)
 
 
@@ -132,8 +135,8 @@ class Server(Strict):
 
 
 class Image(Strict):
-    repository: str | None = Field(None, description="Where `conduit push` sends the image.")
-    base: str = "python:3.11-slim"
+    repository: str | None = Field(None, pattern=REPOSITORY, description="Where `conduit push` sends the image (no tag).")
+    base: str = Field("python:3.11-slim", description="Base image (default: python:<python>-slim)")
     # Used in the builder stage only; none of them reaches the final image. An index URL
     # that carries credentials belongs in CONDUIT_PIP_INDEX_URL, not in this file.
     index_url: str | None = Field(None, description="pip --index-url (or CONDUIT_PIP_INDEX_URL)")
@@ -163,7 +166,8 @@ class TestCase(Strict):
 
 
 class DockerDeploy(Strict):
-    host: str | None = Field(None, description="unix://, tcp:// or ssh:// engine; default DOCKER_HOST, then the local socket")
+    host: str | None = Field(None, pattern=r"^(unix|tcp|ssh)://\S+$",
+                             description="unix://, tcp:// or ssh:// engine; default DOCKER_HOST, then the local socket")
     port: int = Field(8000, ge=1, le=65535, description="Host port the model answers on")
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = "unless-stopped"
     ready_timeout_s: float = Field(120, gt=0, description="How long a new version may take to report /ready")
@@ -209,6 +213,15 @@ class Config(Strict):
     image: Image = Image()
     tests: list[TestCase] = Field(default_factory=list)
     deploy: Deploy = Deploy()
+
+    @model_validator(mode="before")
+    @classmethod
+    def base_follows_python(cls, data: Any) -> Any:
+        """Without image.base, the image is built on python:<python>-slim."""
+        if not isinstance(data, dict) or not isinstance(data.get("image", {}), dict) or "base" in data.get("image", {}):
+            return data
+        python = data.get("python", "3.11")
+        return {**data, "image": {**data.get("image", {}), "base": f"python:{python}-slim"}} if isinstance(python, str) else data
 
 
 def json_schema() -> dict[str, Any]:

@@ -1,0 +1,24 @@
+"""`conduit predict [--json DATA] [--file F]...`: one request to a running server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..client import predict
+from .output import config_path
+from .parser import Commands, command
+
+
+def run(args: argparse.Namespace) -> int:
+    status, body = predict(args.url, config_path(args), args.json_data, args.files, args.key_env)
+    print(json.dumps(body, indent=2) if isinstance(body, (dict, list)) else body)
+    return 0 if status < 400 else 1
+
+
+def add(commands: Commands) -> None:
+    sub = command(commands, "predict", run, "send one request to a running server and print the answer", predict_flags=True)
+    sub.add_argument("--url", help="server URL (default: http://127.0.0.1:<server.port>)")
+    sub.add_argument("--json", dest="json_data", metavar="DATA", help="the data as JSON, or @file.json")
+    sub.add_argument("--file", dest="files", action="append", default=[], metavar="F", help="a file to upload (repeat)")
+    sub.add_argument("--key-env", help="variable holding the API key (default: server.api_key_env)")

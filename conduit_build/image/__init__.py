@@ -1,0 +1,9 @@
+"""From a loaded config to an image in a registry.
+
+    files.py         which project files go in (Docker's .dockerignore rules, Conduit's own outputs out)
+    requirements.py  requirements.txt for the CPU or GPU target
+    pip.py           index URLs, find-links, CA bundle: builder-stage only
+    context.py       render: templates → a deterministic context, its hash, labels, the spooled tar
+    engine.py        the Docker SDK (the only module importing docker) and its errors
+    build.py         build_image, push_image, pushed_reference
+"""

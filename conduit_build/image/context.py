@@ -1,0 +1,201 @@
+"""conduit.yaml → a deterministic build context and its content hash (DESIGN §4).
+
+The context holds only what the image needs:
+
+    Dockerfile, .dockerignore
+    main.py                 the server's entry point
+    requirements.txt        the user's requirements + the runtime's locked pins
+    conduit_runtime/        the server runtime, copied as is
+    model/                  the model files named by `models:`
+    code/                   the rest of the project, as files.py selects it
+    conduit.json            the resolved config the server reads
+    build/                  builder-stage inputs (CA bundle, find-links wheels)
+
+The same inputs give byte-identical files and the same hash, whatever the order
+files were created in or their mtimes: the hash covers sorted paths and contents
+only, and the tar is written with fixed owners, modes and times, spooled to a
+temporary file (a 2 GB model never sits in memory). Secrets never enter it:
+index URLs travel as build arguments, the API key only at run time, and the
+`conduit.config` label is built from an allow-list of keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from ..config import Project
+from ..errors import ConduitError, UsageError
+from ..templates import render as render_template
+from .files import OUTPUT_MARKER, select
+from .pip import PipSettings
+from .requirements import RUNTIME_DIR, pip_args, requirements_text, user_requirements
+
+Source = bytes | Path
+# What the `conduit.config` label shows: keys that cannot carry a credential. Index URLs,
+# requirements (a URL may hold a token), the requirements file and Docker hosts stay out.
+LABELLED: dict[str, Any] = {
+    "name": True, "python": True, "hardware": True, "models": True, "system_packages": True, "env": True,
+    "server": True, "tests": True, "image": {"repository", "base"},
+}
+
+
+@dataclass(frozen=True)
+class DockerfileContext:
+    """Everything the Dockerfile template decides on; it only reads these."""
+
+    name: str
+    base: str
+    port: int
+    gpu: bool
+    system_packages: tuple[str, ...]
+    build_packages: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    pip_args: str
+    ca_bundle: bool
+    find_links: bool
+    model_files: bool  # is there a model/ folder to copy (python models have none)
+    code_files: bool  # is there a code/ folder to copy
+
+
+@dataclass
+class BuildContext:
+    files: dict[str, Source] = field(default_factory=dict)
+    build_args: dict[str, str] = field(default_factory=dict)
+    resolved_config: str = ""
+
+    hash: str = ""  # set once rendering is complete: the files as they were then
+
+    def seal(self) -> BuildContext:
+        digest = hashlib.sha256()
+        for path in sorted(self.files):
+            digest.update(path.encode() + b"\0" + file_digest(self.files[path]) + b"\n")
+        self.hash = digest.hexdigest()
+        return self
+
+    def labels(self) -> dict[str, str]:
+        return {"conduit.config": self.resolved_config, "conduit.context-hash": self.hash}
+
+    def write(self, out: Path) -> None:
+        """Write the context into `out`, replacing an earlier context there (never other files):
+        into a fresh folder beside it first, so a failure leaves the old one whole."""
+        if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / OUTPUT_MARKER).is_file())):
+            raise UsageError(f"{out} exists and is not a folder `conduit render -o` wrote", "name a new or empty folder")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+        try:
+            for path in sorted(self.files):
+                target = staging / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = self.files[path]
+                if isinstance(source, Path):
+                    shutil.copyfile(source, target)
+                else:
+                    target.write_bytes(source)
+            (staging / OUTPUT_MARKER).write_text("written by `conduit render -o`; never part of a build context\n")
+            if out.exists():
+                shutil.rmtree(out)
+            staging.rename(out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def tar(self) -> IO[bytes]:
+        """The context as Docker receives it (sorted, owned by root, mode 0644, time 0), spooled
+        to a temporary file at position 0; closing it deletes it."""
+        spool = tempfile.TemporaryFile(prefix="conduit-context-")  # noqa: SIM115 (the caller closes it)
+        with tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT) as archive:
+            for path in sorted(self.files):
+                source = self.files[path]
+                info = tarfile.TarInfo(path)
+                info.mode, info.mtime, info.uid, info.gid = 0o644, 0, 0, 0
+                if isinstance(source, Path):
+                    info.size = source.stat().st_size
+                    with source.open("rb") as handle:
+                        archive.addfile(info, handle)
+                else:
+                    info.size = len(source)
+                    archive.addfile(info, io.BytesIO(source))
+        spool.seek(0)
+        return spool
+
+
+def file_digest(source: Source) -> bytes:
+    if isinstance(source, bytes):
+        return hashlib.sha256(source).digest()
+    with source.open("rb") as handle:
+        return hashlib.file_digest(handle, "sha256").digest()
+
+
+def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
+    pip = pip or PipSettings.of(project)
+    config = project.config
+    context = BuildContext(build_args=pip.build_args(), resolved_config=labelled_yaml(project))
+    files = context.files
+    requirements = user_requirements(project)
+    files["requirements.txt"] = requirements_text(requirements, config.hardware.gpu).encode()
+    for path in sorted(RUNTIME_DIR.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".txt") and "__pycache__" not in path.parts:
+            files[f"conduit_runtime/{path.relative_to(RUNTIME_DIR).as_posix()}"] = path
+    selection = select(project)
+    files.update((f"model/{relative}", source) for relative, source in selection.model)
+    files.update((f"code/{relative}", source) for relative, source in selection.code)
+    files["conduit.json"] = (json.dumps(project.runtime_spec(), indent=2, sort_keys=True) + "\n").encode()
+    if pip.ca_bundle:
+        files["build/ca-bundle.crt"] = existing(pip.ca_bundle, "CA bundle")
+    if pip.find_links:
+        for wheel in sorted(existing(pip.find_links, "find-links folder").iterdir()):
+            if wheel.is_file():
+                files[f"build/find-links/{wheel.name}"] = wheel
+    files[".dockerignore"] = render_template("dockerignore.j2").encode()
+    ctx = dockerfile_context(project, requirements, pip, bool(selection.model), bool(selection.code))
+    own = config.image.dockerfile  # the user's template, extending ours block by block
+    files["Dockerfile"] = render_template(own or "Dockerfile.j2", project.root if own else None, ctx=ctx).encode()
+    files["main.py"] = render_template("main.py.j2", ctx=ctx).encode()
+    return context.seal()
+
+
+def existing(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise ConduitError(f"the {what} {path} does not exist")
+    return path
+
+
+def dockerfile_context(project: Project, requirements: list[str], pip: PipSettings, has_model: bool,
+                       has_code: bool) -> DockerfileContext:
+    config = project.config
+    gpu = config.hardware.gpu
+    env = dict(sorted(config.env.items()))
+    if gpu:
+        env.update(NVIDIA_VISIBLE_DEVICES="all", NVIDIA_DRIVER_CAPABILITIES="compute,utility")
+    return DockerfileContext(
+        name=config.name,
+        base=config.image.base,  # python:<python>-slim unless set (config.schema)
+        port=config.server.port,
+        gpu=gpu,
+        system_packages=tuple(config.system_packages),
+        # The builder gets them too: pip may compile a wheel against their headers and libraries.
+        build_packages=tuple(config.system_packages),
+        env=tuple((name, json.dumps(value)) for name, value in env.items()),
+        pip_args=pip_args(requirements, gpu),
+        ca_bundle=pip.ca_bundle is not None,
+        find_links=pip.find_links is not None,
+        model_files=has_model,
+        code_files=has_code,
+    )
+
+
+def labelled_yaml(project: Project) -> str:
+    """The config for the `conduit.config` label: only the keys of LABELLED (an allow-list)."""
+    data = project.config.model_dump(mode="json", by_alias=True)
+    shown = {key: data[key] if keep is True else {k: v for k, v in data[key].items() if k in keep}
+             for key, keep in LABELLED.items()}
+    return yaml.safe_dump(shown, sort_keys=True)
