@@ -24,6 +24,8 @@ import pytest
 from conftest import ROOT, build, conduit
 from seed_digits import make_digits
 
+from conduit import Conduit
+
 pytestmark = pytest.mark.docker
 
 KEY = "seed-key-0123456789"
@@ -121,7 +123,8 @@ def test_the_seed_snippet_deploys_and_answers_the_seed_curl(tmp_path: Path, depl
     assert KEY not in saved
 
 
-def test_saved_project_validates_builds_and_passes_conduit_test(tmp_path: Path, engine: Any) -> None:
+def test_saved_project_validates_builds_and_passes_conduit_test(tmp_path: Path, engine: Any,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Notebook hooks (a pre and a two-argument post, defined in `__main__`) saved into another
     folder: `conduit validate`, `conduit build` and `conduit test` take the project as it is, and
     the image answers the example the way the notebook did."""
@@ -141,3 +144,12 @@ def test_saved_project_validates_builds_and_passes_conduit_test(tmp_path: Path, 
     report = json.loads(tested.stdout)
     statuses = {check["name"]: check["status"] for check in report["checks"]}
     assert statuses["example seven (form)"] == "pass"  # with expect: {result: ["seven: 7"]}
+    # The same project deployed from Python: a dry run stops before pushing; Kubernetes gets
+    # manifests pinned by the digest it pushed.
+    monkeypatch.setenv("CONDUIT_API_KEY", KEY)
+    dry = Conduit.from_file(config).deploy(dry_run=True)
+    assert dry.digest is None and dry.endpoint is None and ":" in dry.image
+    kubernetes = Conduit.from_file(config).deploy(target="kubernetes")
+    assert kubernetes.digest is not None and kubernetes.image.endswith("@" + kubernetes.digest)
+    assert kubernetes.manifests is not None
+    assert f"image: {kubernetes.image}" in (Path(kubernetes.manifests) / "deployment.yaml").read_text()
