@@ -40,7 +40,7 @@ from conduit_runtime.service import Service
 from conduit_runtime.spec import ServerSpec
 from conduit_runtime.userland import load_object, positional_arity
 
-from .client import PredictionError, as_upload, model_api_request
+from .client import PredictionError, as_upload, file_list, model_api_request
 from .config.loader import POST_ARITIES, PRE_ARITIES, Project, inside, load
 from .config.schema import DIRECTORY_TYPES, MODEL_TYPES
 from .errors import ConduitError, ContractError, UsageError
@@ -230,7 +230,7 @@ class Conduit:
             self.load()
         assert self._predict is not None
         started = time.perf_counter()
-        uploads = [as_upload(item, index) for index, item in enumerate(files or [])]
+        uploads = [as_upload(item, index) for index, item in enumerate(file_list(files))]
         try:
             if isinstance(data, dict) and "data" in data:
                 data, parameters = data["data"], data.get("parameters", parameters)

@@ -136,6 +136,14 @@ def as_upload(item: Any, index: int) -> Any:
         raise UsageError(f"files[{index}]: cannot read {exc.filename}: {exc.strerror}") from None
 
 
+def file_list(files: Any) -> list[Any]:
+    """`files` as a list: one path, bytes, file or image given alone is a list of one."""
+    if files is None:
+        return []
+    one = isinstance(files, (str, bytes, bytearray, os.PathLike)) or hasattr(files, "read") or hasattr(files, "save")
+    return [files] if one else list(files)
+
+
 def model_api_request(endpoint: str, data: Any, api_key: str | None = None, files: Sequence[Any] | None = None,
                       timeout: float = 300) -> dict[str, Any]:
     """POST `data` (and `files`, as a form) to a model's /predict; the envelope it answers with.
@@ -144,7 +152,7 @@ def model_api_request(endpoint: str, data: Any, api_key: str | None = None, file
     url = predict_url(endpoint)
     key = api_key if api_key is not None else os.environ.get("CONDUIT_API_KEY")
     headers = {"Authorization": key} if key else {}
-    uploads = [as_upload(item, index) for index, item in enumerate(files or [])]
+    uploads = [as_upload(item, index) for index, item in enumerate(file_list(files))]
     try:
         if uploads:
             parts: list[tuple[str, Any]] = [("data", (None, json.dumps(data)))]

@@ -118,6 +118,15 @@ def test_a_two_stage_flow_with_a_reference_hook(tmp_path: Path, digits: Path) ->
     assert conduit.run(["x"], [digits / "seven.png"])["result"] == ["seven"]
 
 
+def test_one_file_alone_and_the_warm_up(tmp_path: Path, digits: Path) -> None:
+    """A file given alone (not in a list) is one file; load() warms up with the first tests: example."""
+    (tmp_path / "model.py").write_text("class Calls:\n    calls = 0\n\n    def predict(self, data, files):\n"
+                                       "        type(self).calls += 1\n        return [[type(self).calls, len(files)]]\n")
+    model = Conduit("calls", None, [(model_type.PYTHON, "model.py:Calls")], tests=[{"name": "warm", "json": [1]}])
+    model.load(tmp_path)
+    assert model.run([None], digits / "three.png")["result"] == [[2, 1]]  # the warm-up was call 1
+
+
 def test_a_refused_input_is_a_prediction_error(seed: Conduit) -> None:
     """What the server answers with 422 is a PredictionError with that status and code."""
     error = error_of(lambda: seed.run(["a"], [b"not an image"]))
