@@ -1,4 +1,4 @@
-"""The HTTP server: routes of DESIGN §3 over a Service (POST /predict in endpoint.py)."""
+"""The HTTP server: routes of DESIGN §3 over a Service (POST /predict in predict/)."""
 
 from __future__ import annotations
 
@@ -15,20 +15,29 @@ from starlette.requests import Request as HTTPRequest
 from starlette.responses import Response
 from starlette.routing import Route
 
-from .endpoint import PredictEndpoint, Send
 from .errors import MethodNotAllowed, NotFound, NotReady, ServerError
+from .log import exception_record, log
 from .metrics import Metrics
 from .openapi import openapi
-from .protocol import Receive, dumps, error_body
-from .service import Service, log
+from .predict import PredictEndpoint
+from .predict.admission import Admission
+from .predict.body import Receive
+from .predict.endpoint import Send
+from .protocol import dumps, error_body
+from .service import Service
 from .spec import ServerSpec
 
 JSON = "application/json"
 
 
-def create_app(spec: ServerSpec, api_key: str | None = None) -> ConduitApp:
-    """The ASGI app; the model loads in a thread once the server is up."""
+WEDGED = "every prediction slot is held by a call running past server.timeout_s"
+
+
+def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False) -> ConduitApp:
+    """The ASGI app; the model loads in a thread once the server is up. `debug` puts
+    what went wrong inside into 500 bodies: for local development only."""
     service = Service(spec)
+    admission = Admission(spec.max_concurrency, spec.max_queue)
     metrics = Metrics(spec.name)
     key = (api_key if api_key is not None else os.environ.get(spec.api_key_env, "")).encode()
     schema = dumps(openapi(spec, secured=bool(key)))
@@ -37,9 +46,11 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> ConduitApp:
         return Response(b'{"status":"ok"}', media_type=JSON)
 
     async def ready(request: HTTPRequest) -> Response:
-        if service.ready:
-            return Response(b'{"status":"ready"}', media_type=JSON)
-        return error_response(NotReady(service.problem))
+        if not service.ready:
+            return error_response(NotReady(service.problem))
+        if admission.wedged:
+            return error_response(NotReady(WEDGED))
+        return Response(b'{"status":"ready"}', media_type=JSON)
 
     async def openapi_json(request: HTTPRequest) -> Response:
         return Response(schema, media_type=JSON)
@@ -47,8 +58,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> ConduitApp:
     async def metrics_text(request: HTTPRequest) -> Response:
         text = metrics.render({
             "conduit_ready": ("1 once the model is loaded and warmed up.", lambda: int(service.ready)),
-            "conduit_predictions_running": ("Predictions running now.", lambda: service.running),
-            "conduit_predictions_queued": ("Predictions waiting for a slot.", lambda: service.queued),
+            "conduit_predictions_running": ("Predictions running now.", lambda: admission.running),
+            "conduit_predictions_queued": ("Predictions waiting for a slot.", lambda: admission.waiting),
         })
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -63,7 +74,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> ConduitApp:
         return error_response(ServerError(str(exc.detail)), exc.status_code)
 
     async def internal_error(request: HTTPRequest, exc: Exception) -> Response:
-        log({"event": "internal_error", "error": f"{type(exc).__name__}: {exc}"[:500]})
+        log({"event": "internal_error", "path": request.url.path, **exception_record(exc)})
         return error_response(ServerError("the server failed; see its log"))
 
     @contextlib.asynccontextmanager
@@ -90,16 +101,28 @@ def create_app(spec: ServerSpec, api_key: str | None = None) -> ConduitApp:
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return ConduitApp(PredictEndpoint(service, metrics, key), routes, service)
+    return ConduitApp(PredictEndpoint(service, admission, metrics, key, debug), routes, service, admission)
 
 
 class ConduitApp:
     """POST /predict straight to its endpoint; every other route through Starlette."""
 
-    def __init__(self, predict: PredictEndpoint, routes: Starlette, service: Service) -> None:
+    def __init__(self, predict: PredictEndpoint, routes: Starlette, service: Service, admission: Admission) -> None:
         self.predict = predict
         self.routes = routes
         self.service = service
+        self.admission = admission
+
+    def drain(self) -> None:
+        """Shutdown begins: /ready and new predictions answer 503 from now on."""
+        if not self.service.draining:
+            log({"event": "draining", "in_flight": self.admission.busy})
+        self.service.drain()
+
+    @property
+    def drained(self) -> bool:
+        """No admitted request waits for an answer any more."""
+        return self.admission.busy == 0
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/predict":

@@ -17,19 +17,29 @@ Hooks and models may raise InputRejected themselves; ValueError, TypeError,
 KeyError and IndexError raised by them are read the same way (the input was
 refused), and so is a decoder refusing uploaded bytes (Pillow's
 UnidentifiedImageError, or the OSError / SyntaxError it raises for a truncated
-or broken image); anything else is a 500 whose message never carries a traceback.
+or broken image), and so is what a loader knows its library raises for input that
+does not fit the model (onnxruntime's INVALID_ARGUMENT, a torch shape error).
+Anything else is a 500.
+
+What a client reads is `message`. A 422's message is what the user's code said
+about the input (that is for the client); 500s and 503s carry a fixed message,
+and what went wrong inside (`detail`, the exception and its traceback) goes only
+to the log line of the same run_id, or into the body under `--debug`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 
 class ServerError(Exception):
     status = 500
     code = "internal_error"
 
-    def __init__(self, message: str, code: str | None = None) -> None:
+    def __init__(self, message: str, code: str | None = None, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
+        self.detail = detail  # internal: for the log and --debug, never a client
         if code is not None:
             self.code = code
 
@@ -103,11 +113,15 @@ def from_decoder(exc: BaseException) -> bool:
     return str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0] in DECODERS
 
 
-def from_user_code(exc: BaseException, where: str) -> ServerError:
-    """Read an exception raised by a hook or a model as a 422 or a 500."""
+FAILED = "the prediction failed; the server's log has the details under this run_id"
+
+
+def from_user_code(exc: BaseException, where: str, rejects: Callable[[BaseException], bool] | None = None) -> ServerError:
+    """Read an exception raised by a hook or a model as a 422 or a 500;
+    `rejects` tells a model library's own input errors."""
     if isinstance(exc, ServerError):
         return exc
     detail = f"{type(exc).__name__}: {exc}"[:500]
-    if isinstance(exc, INPUT_ERRORS) or from_decoder(exc):
+    if isinstance(exc, INPUT_ERRORS) or from_decoder(exc) or (rejects is not None and rejects(exc)):
         return InputRejected(f"{where} rejected the input: {detail}")
-    return ModelFailed(f"{where} failed: {detail}")
+    return ModelFailed(FAILED, detail=f"{where} failed: {detail}")

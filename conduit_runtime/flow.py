@@ -3,12 +3,23 @@
 Hooks are looked up and their arity read once, at load; a request then only
 calls functions. `pre(data)` / `pre(data, files)`; `post(out)`,
 `post(out, data)` / `post(out, data, files)`.
+
+A prediction is a *plan*: a generator that yields each call of user code (a
+hook or a model) and receives its result. The same plan runs two ways:
+`Flow.run` calls everything in the calling thread (the Python API, the warm-up,
+a worker thread), and `drive` runs the synchronous calls until the next
+`async def` one, which the server then awaits on its event loop without holding
+a worker thread. A model that may not be called from several threads at once
+is called under its stage's lock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import asyncio
+import inspect
+import threading
+from collections.abc import Callable, Coroutine, Generator
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ServerError, from_user_code
@@ -16,81 +27,176 @@ from .loaders import Model, load_model
 from .spec import ServerSpec, StageSpec
 from .userland import load_object, positional_arity
 
-Hook = Callable[[Any, Any, list[Any]], Any]
+
+@dataclass(frozen=True)
+class Call:
+    """One call of user code, with what it takes to read its exceptions."""
+
+    fn: Callable[..., Any]
+    where: str  # "models[0] (sklearn) pre hook", for messages and logs
+    is_async: bool = False
+    lock: threading.Lock | None = None  # held while a model that is not thread-safe runs
+    rejects: Callable[[BaseException], str | None] | None = None
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            if self.lock is None:
+                return self.fn(*args)
+            with self.lock:
+                return self.fn(*args)
+        except USER_ERRORS as exc:
+            raise from_user_code(exc, self.where, self.rejects) from exc
+
+    async def call_async(self, *args: Any) -> Any:
+        try:
+            return await self.fn(*args)
+        except USER_ERRORS as exc:
+            raise from_user_code(exc, self.where, self.rejects) from exc
 
 
-def bind_pre(fn: Callable[..., Any]) -> Hook:
+# What user code may raise. A model calling sys.exit() fails its request only: ending
+# the server is not its to do. (Not BaseException: the request's timeout cancels an
+# async call with CancelledError, which must go through.)
+USER_ERRORS = (Exception, SystemExit, KeyboardInterrupt)
+
+
+# What a plan yields: the next call and its arguments; it is sent the result.
+Plan = Generator[tuple[Call, tuple[Any, ...]], Any, Any]
+
+
+def bind_pre(fn: Callable[..., Any], where: str) -> Call:
+    """pre(data) or pre(data, files), called as (data, files)."""
     if positional_arity(fn) >= 2:
-        return lambda data, _unused, files: fn(data, files)
-    return lambda data, _unused, files: fn(data)
+        bound = fn
+    else:
+        def bound(data: Any, files: list[Any]) -> Any:
+            return fn(data)
+    return Call(bound, where, is_async=inspect.iscoroutinefunction(fn))
 
 
-def bind_post(fn: Callable[..., Any]) -> Hook:
+def bind_post(fn: Callable[..., Any], where: str) -> Call:
+    """post(out), post(out, data) or post(out, data, files), called as (out, data, files)."""
     arity = positional_arity(fn)
     if arity >= 3:
-        return lambda out, data, files: fn(out, data, files)
-    if arity == 2:
-        return lambda out, data, files: fn(out, data)
-    return lambda out, data, files: fn(out)
+        bound = fn
+    elif arity == 2:
+        def bound(out: Any, data: Any, files: list[Any]) -> Any:
+            return fn(out, data)
+    else:
+        def bound(out: Any, data: Any, files: list[Any]) -> Any:
+            return fn(out)
+    return Call(bound, where, is_async=inspect.iscoroutinefunction(fn))
 
 
 @dataclass(frozen=True)
 class Stage:
     label: str
-    model: Model
-    pre: Hook | None
-    post: Hook | None
+    model: Call  # (x, files, parameters)
+    coerce: Call  # (data,): the type's own input coercion, used when there is no pre hook
+    pre: Call | None = None
+    post: Call | None = None
 
-    def run(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
-        try:
-            if self.pre:
-                rewind(files)
-                x = self.pre(data, None, files)
-            else:
-                x = self.model.coerce(data)
-        except Exception as exc:
-            raise from_user_code(exc, f"{self.label} pre hook") from exc
-        try:
-            rewind(files)  # a pre hook that read the files must not leave the model at their end
-            out = self.model.call(x, files, parameters)
-        except Exception as exc:
-            raise from_user_code(exc, f"{self.label} model") from exc
+    @classmethod
+    def build(cls, label: str, model: Model, pre: Callable[..., Any] | None = None,
+              post: Callable[..., Any] | None = None) -> Stage:
+        """A stage from a loaded model and the hook functions themselves."""
+        lock = None if model.thread_safe or model.is_async else threading.Lock()
+        return cls(
+            label=label,
+            model=Call(model.call, f"{label} model", model.is_async, lock, model.rejects),
+            coerce=Call(model.coerce, f"{label} input"),
+            pre=bind_pre(pre, f"{label} pre hook") if pre else None,
+            post=bind_post(post, f"{label} post hook") if post else None,
+        )
+
+    def plan(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Plan:
+        # Every hook and the model see each file from its start (DESIGN §2: at position 0).
+        rewind(files)
+        x = (yield self.pre, (data, files)) if self.pre else (yield self.coerce, (data,))
+        rewind(files)
+        out = yield self.model, (x, files, parameters)
         if self.post is None:
             return out
-        try:
-            rewind(files)
-            return self.post(out, data, files)
-        except Exception as exc:
-            raise from_user_code(exc, f"{self.label} post hook") from exc
+        rewind(files)
+        return (yield self.post, (out, data, files))
 
 
+@dataclass
 class Flow:
-    def __init__(self, stages: list[Stage]) -> None:
-        self.stages = stages
+    stages: list[Stage]
+    is_async: bool = field(init=False)  # some call must be awaited on an event loop
+
+    def __post_init__(self) -> None:
+        calls = [c for s in self.stages for c in (s.pre, s.model, s.coerce, s.post) if c is not None]
+        self.is_async = any(call.is_async for call in calls)
 
     @classmethod
     def load(cls, spec: ServerSpec) -> Flow:
         return cls([load_stage(spec, index, stage) for index, stage in enumerate(spec.stages)])
 
-    def run(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
+    def plan(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Plan:
         for stage in self.stages:
-            data = stage.run(data, files, parameters)
+            data = yield from stage.plan(data, files, parameters)
         return data
+
+    def run(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
+        """The whole flow in the calling thread; `async def` calls run to completion here."""
+        plan = self.plan(data, files, parameters)
+        done, value = drive(plan)
+        while not done:
+            call, args = value
+            done, value = drive(plan, run_coroutine(call.call_async(*args)))
+        return value
+
+
+def drive(plan: Plan, value: Any = None) -> tuple[bool, Any]:
+    """Run the plan's synchronous calls, from sending it `value`, until it ends
+    (True, result) or reaches an async call (False, (call, args)) for the caller to await."""
+    try:
+        while True:
+            call, args = plan.send(value)
+            if call.is_async:
+                return False, (call, args)
+            value = call(*args)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Await a coroutine from synchronous code, even where this thread runs an event
+    loop already (a notebook): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(asyncio.run(coroutine))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="conduit-await")
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 def rewind(files: list[Any]) -> None:
-    """Every hook and model sees each file from its start (DESIGN §2: at position 0)."""
     for upload in files:
         if not upload.closed:  # a hook may have closed one; reading it then is its own error
             upload.seek(0)
 
 
 def load_stage(spec: ServerSpec, index: int, stage: StageSpec) -> Stage:
-    label = f"models[{index}] ({stage.type})"
     model = load_model(spec.project_dir, stage.type, stage.file, stage.options, spec.gpu)
-    pre = bind_pre(load_object(spec.project_dir, stage.pre)) if stage.pre else None
-    post = bind_post(load_object(spec.project_dir, stage.post)) if stage.post else None
-    return Stage(label, model, pre, post)
+    pre = load_object(spec.project_dir, stage.pre) if stage.pre else None
+    post = load_object(spec.project_dir, stage.post) if stage.post else None
+    return Stage.build(f"models[{index}] ({stage.type})", model, pre, post)
 
 
-__all__ = ["Flow", "ServerError"]
+__all__ = ["Flow", "ServerError", "Stage"]

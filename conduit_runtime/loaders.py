@@ -1,14 +1,18 @@
 """One small loader per model type (DESIGN §2).
 
 A loader reads the model once, at start-up, and returns a `Model`: how to
-coerce raw request data when there is no `pre` hook, and how to call it.
+coerce raw request data when there is no `pre` hook, how to call it, whether
+several threads may call it at once, and which of its library's errors mean
+"this input does not fit the model" (a 422, not a 500).
 Model libraries are imported inside their loader, so an image only needs the
 libraries of the types it serves.
 """
 
 from __future__ import annotations
 
+import inspect
 import pickle
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,31 @@ Call = Callable[[Any, list[Any], dict[str, Any]], Any]
 class Model:
     call: Call
     coerce: Callable[[Any], Any]
+    # scikit-learn, XGBoost, onnxruntime and torch in inference mode take calls from
+    # several threads; a Hugging Face fast tokenizer fails with "Already borrowed".
+    thread_safe: bool = True
+    # The client's message for an exception of the library that means the input does
+    # not fit the model, or None for a real failure.
+    rejects: Callable[[BaseException], str | None] | None = None
+    is_async: bool = False  # `async def predict`: awaited on the event loop
+
+
+def onnx_rejects(exc: BaseException) -> str | None:
+    """onnxruntime's INVALID_ARGUMENT: wrong rank, dimensions or type of an input."""
+    return str(exc) if type(exc).__name__ == "InvalidArgument" else None
+
+
+TORCH_INPUT = re.compile(r"shape|size of tensor|dimension|dtype|Expected .* input", re.IGNORECASE)
+
+
+def torch_rejects(exc: BaseException) -> str | None:
+    """torch's RuntimeError about the input's shape or dtype. TorchScript puts its own
+    traceback (with file paths) before the error: the client gets the last line only."""
+    if not isinstance(exc, RuntimeError):
+        return None
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    return last if TORCH_INPUT.search(last) else None
 
 
 def identity(data: Any) -> Any:
@@ -125,7 +154,7 @@ def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     def coerce(data: Any) -> Any:
         return data if isinstance(data, dict) else to_table(data)
 
-    return Model(call=call, coerce=coerce)
+    return Model(call=call, coerce=coerce, rejects=onnx_rejects)
 
 
 def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
@@ -171,7 +200,7 @@ def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
         with torch.inference_mode():
             return module(coerce(x) if isinstance(x, (torch.Tensor, np.ndarray, list)) else x)
 
-    return Model(call=call, coerce=coerce)
+    return Model(call=call, coerce=coerce, rejects=torch_rejects)
 
 
 def load_spacy(path: Path, options: dict[str, Any], gpu: bool) -> Model:
@@ -185,7 +214,7 @@ def load_spacy(path: Path, options: dict[str, Any], gpu: bool) -> Model:
         texts = [x] if isinstance(x, str) else x
         return [nlp(text) for text in texts]
 
-    return Model(call=call, coerce=identity)
+    return Model(call=call, coerce=identity, thread_safe=False)
 
 
 def load_hf_pipeline(path: Path, options: dict[str, Any], gpu: bool) -> Model:
@@ -196,19 +225,24 @@ def load_hf_pipeline(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     if gpu:
         options.setdefault("device", 0)
     pipe = transformers.pipeline(task, model=str(path), **options)
-    return Model(call=lambda x, files, params: pipe(x, **params), coerce=identity)
+    # The pipeline's fast tokenizer is one Rust object that refuses a second caller.
+    return Model(call=lambda x, files, params: pipe(x, **params), coerce=identity, thread_safe=False)
 
 
 def load_python(project_dir: Path, ref: str) -> Model:
+    """The user's class. It is called one prediction at a time unless it says
+    `thread_safe = True`; an `async def predict` runs on the event loop instead."""
     cls = load_object(project_dir, ref)
     instance = cls()
     load = getattr(instance, "load", None)
     if callable(load):
         load(project_dir) if positional_arity(load) >= 1 else load()
     predict = instance.predict
+    options = {"coerce": identity, "thread_safe": bool(getattr(cls, "thread_safe", False)),
+               "is_async": inspect.iscoroutinefunction(predict)}
     if positional_arity(predict) >= 2:
-        return Model(call=lambda x, files, params: predict(x, files), coerce=identity)
-    return Model(call=lambda x, files, params: predict(x), coerce=identity)
+        return Model(call=lambda x, files, params: predict(x, files), **options)
+    return Model(call=lambda x, files, params: predict(x), **options)
 
 
 LOADERS: dict[str, Callable[[Path, dict[str, Any], bool], Model]] = {

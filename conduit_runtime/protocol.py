@@ -1,26 +1,18 @@
-"""The wire format (DESIGN §3): request bodies in, envelopes and errors out.
-
-Bodies are read as a stream and counted while they arrive, so a request over
-`max_body_mb` is refused as soon as it crosses the limit. Multipart bodies go
-through Starlette's streaming parser; file parts spool to disk past 1 MiB.
-"""
+"""The shapes of /predict (DESIGN §3): a JSON body or a form's fields become a
+Request; results become envelopes, errors their JSON bodies. Pure functions
+of bytes and objects: reading the body is predict/body.py's, and all of this
+runs in a worker thread, off the event loop."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, MutableMapping
+import re
 from typing import Any
 
-from starlette.datastructures import Headers, UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import ClientDisconnect
-
-from .errors import BadRequest, PayloadTooLarge, ServerError, UnsupportedMediaType
+from .errors import BadRequest, ServerError
 from .files import UploadedFile
-
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]  # the ASGI receive channel
 
 
 class Request:
@@ -38,62 +30,78 @@ class Request:
             upload.close()
 
 
-async def chunks(receive: Receive, limit: int) -> AsyncGenerator[bytes, None]:
-    """The body as it arrives, read straight from the ASGI channel and refused as soon
-    as it passes `limit`."""
-    received = 0
-    more = True
-    while more:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunk: bytes = message.get("body", b"")
-        more = message.get("more_body", False)
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes (server.max_body_mb)")
-        if chunk:
-            yield chunk
-
-
-def check_length(content_length: bytes | None, limit: int) -> None:
-    if content_length is not None and content_length.isdigit() and int(content_length) > limit:
-        raise PayloadTooLarge(
-            f"request body of {content_length.decode()} bytes is over the limit of {limit} bytes (server.max_body_mb)"
-        )
-
-
-def media_type(content_type: bytes | None) -> str:
-    return (content_type or b"").decode("latin-1").partition(";")[0].strip().lower()
-
-
-def is_json(kind: str) -> bool:
-    return kind in ("", "application/json") or kind.endswith("+json")
-
-
-async def read_request(content_type: bytes | None, content_length: bytes | None, receive: Receive,
-                       limit: int) -> Request:
-    """The request's data, parameters and files, from its two headers and its body."""
-    kind = media_type(content_type)
-    if kind == "multipart/form-data":
-        check_length(content_length, limit)
-        headers = Headers(raw=[(b"content-type", content_type or b"")])
-        return await read_form(headers, chunks(receive, limit), limit)
-    if is_json(kind):
-        check_length(content_length, limit)
-        parts = [chunk async for chunk in chunks(receive, limit)]
-        # Most bodies come in one piece: parse it as it is, without a copy.
-        return from_json_body(parts[0] if len(parts) == 1 else b"".join(parts))
-    raise UnsupportedMediaType(
-        f"content type {kind!r} is not accepted; send application/json or multipart/form-data"
-    )
-
-
 def parse_json(text: bytes | bytearray | str, what: str, code: str) -> Any:
     try:
-        return json.loads(text)
+        return loads(text)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"{what} is not valid JSON: {exc}"[:300], code) from None
+
+
+# Past this size a body is parsed a list item at a time. json.loads is one C call that
+# holds the GIL throughout, so a 40 MB body would stop the event loop (and /health)
+# for a second or more even from a worker thread; between items the loop gets its turn.
+PIECEWISE = 1 << 20
+_decoder = json.JSONDecoder()
+_space = re.compile(r"[ \t\n\r]*")
+
+
+def loads(text: bytes | bytearray | str) -> Any:
+    if len(text) < PIECEWISE:
+        return json.loads(text)
+    if not isinstance(text, str):
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    start = _skip(text, 0)
+    value, end = _array(text, start) if text.startswith("[", start) else _object(text, start)
+    if _skip(text, end) != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    return value
+
+
+def _skip(text: str, at: int) -> int:
+    return _space.match(text, at).end()  # type: ignore[union-attr]  # "*" always matches
+
+
+def _array(text: str, at: int) -> tuple[list[Any], int]:
+    items: list[Any] = []
+    at = _skip(text, at + 1)
+    if text.startswith("]", at):
+        return items, at + 1
+    while True:
+        item, at = _decoder.raw_decode(text, at)
+        items.append(item)
+        at = _skip(text, at)
+        if text.startswith(",", at):
+            at = _skip(text, at + 1)
+        elif text.startswith("]", at):
+            return items, at + 1
+        else:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+
+
+def _object(text: str, at: int) -> tuple[Any, int]:
+    """The top-level object ({"data": [...], "parameters": {...}}), its lists item by item."""
+    if not text.startswith("{", at):
+        return _decoder.raw_decode(text, at)
+    members: dict[str, Any] = {}
+    at = _skip(text, at + 1)
+    if text.startswith("}", at):
+        return members, at + 1
+    while True:
+        if not text.startswith('"', at):
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
+        key, at = _decoder.raw_decode(text, at)
+        at = _skip(text, at)
+        if not text.startswith(":", at):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
+        at = _skip(text, at + 1)
+        members[key], at = _array(text, at) if text.startswith("[", at) else _decoder.raw_decode(text, at)
+        at = _skip(text, at)
+        if text.startswith(",", at):
+            at = _skip(text, at + 1)
+        elif text.startswith("}", at):
+            return members, at + 1
+        else:
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
 
 
 def from_json_body(body: bytes | bytearray) -> Request:
@@ -121,48 +129,12 @@ def check_parameters(parameters: Any) -> dict[str, Any]:
     return parameters
 
 
-class FormParser(MultiPartParser):
-    """Starlette's streaming parser, which also checks that the closing
-    boundary arrived: a body cut short must not pass as a shorter form."""
-
-    def __init__(self, headers: Headers, stream: AsyncIterator[bytes], max_part_size: int) -> None:
-        super().__init__(headers, self.to_the_end(stream), max_part_size=max_part_size)
-        self.complete = False
-
-    async def to_the_end(self, stream: AsyncIterator[bytes]) -> AsyncGenerator[bytes, None]:
-        async for chunk in stream:
-            yield chunk
-        if not self.complete:  # raised inside parse(), which then closes the spooled files
-            raise MultiPartException("the body ends before the closing boundary (--BOUNDARY--).")
-
-    def on_end(self) -> None:
-        self.complete = True
-
-
-async def read_form(headers: Headers, stream: AsyncIterator[bytes], limit: int) -> Request:
-    parser = FormParser(headers, stream, max_part_size=limit)
-    try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise BadRequest(f"malformed multipart body: {exc.message}", "bad_form") from None
-    fields: dict[str, str] = {}
-    files: list[UploadedFile] = []
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            files.append(UploadedFile(value.file, value.filename or name, value.content_type or "application/octet-stream"))
-        else:
-            fields.setdefault(name, value)
-    if "data" not in fields and not files:
-        raise BadRequest("the form has neither a 'data' field nor file parts", "bad_form")
-    try:
-        data = check_data(parse_json(fields["data"], "the form's data field", "bad_form")) if "data" in fields else []
-        parameters = check_parameters(
-            parse_json(fields["parameters"], "the form's parameters field", "bad_form") if "parameters" in fields else None
-        )
-    except ServerError:
-        for upload in files:
-            upload.close()
-        raise
+def from_form(fields: dict[str, str], files: list[UploadedFile]) -> Request:
+    """A form's `data` (a JSON string of the list) and optional `parameters`, and its files."""
+    data = check_data(parse_json(fields["data"], "the form's data field", "bad_form")) if "data" in fields else []
+    parameters = check_parameters(
+        parse_json(fields["parameters"], "the form's parameters field", "bad_form") if "parameters" in fields else None
+    )
     return Request(data, parameters, files)
 
 
@@ -224,5 +196,8 @@ def envelope(result: list[Any], run_id: str, run_time_ms: float) -> dict[str, An
     }
 
 
-def error_body(error: ServerError, run_id: str) -> bytes:
-    return dumps({"error": {"code": error.code, "message": error.message}, "run_id": run_id})
+def error_body(error: ServerError, run_id: str, debug: bool = False) -> bytes:
+    detail = {"code": error.code, "message": error.message}
+    if debug and error.detail:  # `conduit serve --debug`: local development only
+        detail["detail"] = error.detail
+    return dumps({"error": detail, "run_id": run_id})

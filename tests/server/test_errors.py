@@ -523,20 +523,36 @@ def test_422_an_upload_the_image_decoder_refuses(picky: Any, content: bytes) -> 
 # -- 500 ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("data", "hint"), [
-    ([{"crash": "secret-detail"}], "RuntimeError"),
-    ([{"divide": True}], "ZeroDivisionError"),
-    ([{"object": True}], "JSON"),
+def log_line(server: Any, run_id: str) -> dict[str, Any]:
+    """The server's log line of the prediction with this run_id."""
+    lines = [json.loads(line) for line in server.logs().splitlines() if run_id in line and line.startswith("{")]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+@pytest.mark.parametrize(("data", "exception", "hint"), [
+    ([{"crash": "secret-detail"}], "RuntimeError", "the model broke: secret-detail"),
+    ([{"divide": True}], "ZeroDivisionError", "division by zero"),
+    ([{"object": True}], "TypeError", "cannot be returned as JSON"),
 ])
-def test_500_model_failed_without_a_traceback(picky: Any, data: list[Any], hint: str) -> None:
+def test_500_has_a_fixed_message_and_the_log_line_has_the_exception(picky: Any, data: list[Any], exception: str,
+                                                                     hint: str) -> None:
+    """Nothing of the exception reaches the client; the log line of the same run_id has
+    its type, message and traceback."""
     response = post(picky, json=data)
-    body = assert_error(response, 500, "model_error", in_message=hint)
-    assert "model.py" not in body["error"]["message"]
-    assert "Traceback" not in picky.logs()
+    body = assert_error(response, 500, "model_error", in_message="log")
+    for internal in (exception, hint, "model.py", "secret"):
+        assert internal not in response.text
+    line = log_line(picky, body["run_id"])
+    assert line["status"] == 500 and line["error"] == "model_error"
+    assert line["exception"] == exception and hint in line["exception_message"]
+    assert line["traceback"].startswith("Traceback (most recent call last)")
 
 
 def test_500_model_calls_sys_exit(picky: Any) -> None:
-    assert_error(post(picky, json=[{"exit": True}]), 500, "model_error")
+    body = assert_error(post(picky, json=[{"exit": True}]), 500, "model_error")
+    assert log_line(picky, body["run_id"])["exception"] == "SystemExit"
+    assert picky.process.poll() is None
 
 
 def test_the_server_still_serves_after_500s(picky: Any) -> None:
@@ -639,10 +655,15 @@ def test_503_for_good_when_the_model_fails_to_load(servers: dict[str, Any]) -> N
     wait_for(lambda: "load_failed" in broken.logs(), what="the load to fail")
     for _ in range(2):
         assert httpx.get(broken.url + "/health", timeout=5).status_code == 200
-        assert_error(httpx.get(broken.url + "/ready", timeout=5), 503, "not_ready", in_message="weights file is corrupt")
-        assert_error(post(broken, json=[1]), 503, "not_ready", in_message="weights file is corrupt")
+        ready = httpx.get(broken.url + "/ready", timeout=5)
+        assert_error(ready, 503, "not_ready", in_message="start-up failed")
+        assert_error(post(broken, json=[1]), 503, "not_ready", in_message="start-up failed")
+        assert "corrupt" not in ready.text and "RuntimeError" not in ready.text, "no exception text without a key"
         time.sleep(0.3)
     assert broken.process.poll() is None, "the server stays up to report why"
+    failed = next(json.loads(line) for line in broken.logs().splitlines() if '"load_failed"' in line)
+    assert "weights file is corrupt (checksum 0xdead)" in failed["exception_message"]
+    assert failed["exception"] == "RuntimeError" and "in load" in failed["traceback"]
 
 
 def test_ready_only_after_load_and_warm_up_with_the_first_example(servers: dict[str, Any]) -> None:
@@ -665,6 +686,8 @@ def test_503_when_the_warm_up_fails(servers: dict[str, Any]) -> None:
     bad = servers["badwarmup"]
     (bad.root / "release").write_text("go")
     wait_for(lambda: "load_failed" in bad.logs(), what="the warm-up to fail")
-    body = assert_error(httpx.get(bad.url + "/ready", timeout=5), 503, "not_ready")
-    assert "warm-up input refused" in body["error"]["message"]
+    ready = httpx.get(bad.url + "/ready", timeout=5)
+    assert_error(ready, 503, "not_ready", in_message="start-up failed")
+    assert "warm-up input refused" not in ready.text
+    assert "warm-up input refused" in bad.logs()
     assert_error(post(bad, json=[1]), 503, "not_ready")

@@ -31,6 +31,8 @@ import time
 class Echo:
     """Returns the data rows, or one row per uploaded file describing it."""
 
+    thread_safe = True  # no state between calls: predictions may run side by side
+
     def load(self, project_dir):
         self.project_dir = project_dir
 

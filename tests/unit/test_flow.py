@@ -55,18 +55,18 @@ def test_positional_arity_counts_positional_parameters() -> None:
 
 def test_pre_hook_dispatch_by_arity() -> None:
     """pre(data) gets the data; pre(data, files) also the files; *args takes both."""
-    assert bind_pre(lambda data: ("one", data))("D", None, FILES) == ("one", "D")
-    assert bind_pre(lambda data, files: ("two", data, files))("D", None, FILES) == ("two", "D", FILES)
-    assert bind_pre(lambda *args: args)("D", None, FILES) == ("D", FILES)
+    assert bind_pre(lambda data: ("one", data), "pre")("D", FILES) == ("one", "D")
+    assert bind_pre(lambda data, files: ("two", data, files), "pre")("D", FILES) == ("two", "D", FILES)
+    assert bind_pre(lambda *args: args, "pre")("D", FILES) == ("D", FILES)
 
 
 def test_post_hook_dispatch_by_arity() -> None:
     """post(out), post(out, data), post(out, data, files) each get what they ask for."""
-    assert bind_post(lambda out: (out,))("O", "D", FILES) == ("O",)
-    assert bind_post(lambda out, data: (out, data))("O", "D", FILES) == ("O", "D")
-    assert bind_post(lambda out, data, files: (out, data, files))("O", "D", FILES) == ("O", "D", FILES)
-    assert bind_post(lambda out, data=None, files=None: (out, data, files))("O", "D", FILES) == ("O", "D", FILES)
-    assert bind_post(lambda *args: args)("O", "D", FILES) == ("O", "D", FILES)
+    assert bind_post(lambda out: (out,), "post")("O", "D", FILES) == ("O",)
+    assert bind_post(lambda out, data: (out, data), "post")("O", "D", FILES) == ("O", "D")
+    assert bind_post(lambda out, data, files: (out, data, files), "post")("O", "D", FILES) == ("O", "D", FILES)
+    assert bind_post(lambda out, data=None, files=None: (out, data, files), "post")("O", "D", FILES) == ("O", "D", FILES)
+    assert bind_post(lambda *args: args, "post")("O", "D", FILES) == ("O", "D", FILES)
 
 
 def test_post_hook_with_keyword_only_files_gets_only_what_is_positional() -> None:
@@ -75,7 +75,7 @@ def test_post_hook_with_keyword_only_files_gets_only_what_is_positional() -> Non
     def post(out, data, *, files="default"):
         return (out, data, files)
 
-    assert bind_post(post)("O", "D", FILES) == ("O", "D", "default")
+    assert bind_post(post, "post")("O", "D", FILES) == ("O", "D", "default")
 
 
 # -- stages and flows ------------------------------------------------------------
@@ -88,27 +88,27 @@ def model(call: Any, coerce: Any = identity) -> Model:
 def test_stage_coerces_only_without_a_pre_hook() -> None:
     """Without pre the model's coercion runs; with pre the hook's output is taken as is."""
     coerce_marks = model(lambda x: x, coerce=lambda data: ("coerced", data))
-    assert Stage("s", coerce_marks, None, None).run("D", [], {}) == ("coerced", "D")
-    hooked = Stage("s", coerce_marks, bind_pre(lambda data: ("pre", data)), None)
-    assert hooked.run("D", [], {}) == ("pre", "D")
+    assert Flow([Stage.build("s", coerce_marks, None, None)]).run("D", [], {}) == ("coerced", "D")
+    hooked = Stage.build("s", coerce_marks, lambda data: ("pre", data), None)
+    assert Flow([hooked]).run("D", [], {}) == ("pre", "D")
 
 
 def test_stage_post_hook_gets_the_stage_input_as_data() -> None:
     """post(out, data) receives the data this stage was given, before its pre hook."""
-    stage = Stage("s", model(lambda x: x * 10), bind_pre(lambda data: data + 1), bind_post(lambda out, data: (out, data)))
-    assert stage.run(1, [], {}) == (20, 1)
+    stage = Stage.build("s", model(lambda x: x * 10), lambda data: data + 1, lambda out, data: (out, data))
+    assert Flow([stage]).run(1, [], {}) == (20, 1)
 
 
 def test_parameters_reach_the_model() -> None:
     """Request parameters are handed to the model call."""
-    stage = Stage("s", Model(call=lambda x, files, params: (x, params), coerce=identity), None, None)
-    assert stage.run("D", [], {"top_k": 2}) == ("D", {"top_k": 2})
+    stage = Stage.build("s", Model(call=lambda x, files, params: (x, params), coerce=identity), None, None)
+    assert Flow([stage]).run("D", [], {"top_k": 2}) == ("D", {"top_k": 2})
 
 
 def test_flow_chains_stages() -> None:
     """Each stage's output is the next one's input."""
-    double = Stage("a", model(lambda x: [v * 2 for v in x]), None, None)
-    total = Stage("b", model(sum), None, bind_post(lambda out: {"total": out}))
+    double = Stage.build("a", model(lambda x: [v * 2 for v in x]), None, None)
+    total = Stage.build("b", model(sum), None, lambda out: {"total": out})
     assert Flow([double, total]).run([1, 2, 3], [], {}) == {"total": 12}
 
 
@@ -124,11 +124,11 @@ def test_every_hook_and_model_sees_files_from_their_start() -> None:
         return read
 
     pre, call, post = reader("pre"), reader("model"), reader("post")
-    stage = Stage(
+    stage = Stage.build(
         "s",
         Model(call=lambda x, files, params: call(files), coerce=identity),
-        bind_pre(lambda data, files: pre(files)),
-        bind_post(lambda out, data, files: post(files)),
+        lambda data, files: pre(files),
+        lambda out, data, files: post(files),
     )
     Flow([stage, stage]).run([], [upload(b"abcdef")], {})
     assert positions == [("pre", 0), ("model", 0), ("post", 0)] * 2
@@ -136,7 +136,7 @@ def test_every_hook_and_model_sees_files_from_their_start() -> None:
 
 def test_a_hook_closing_a_file_does_not_break_the_flow() -> None:
     """A closed file is skipped when rewinding; the flow goes on."""
-    stage = Stage("s", model(lambda x: "ok"), bind_pre(lambda data, files: files[0].close()), None)
+    stage = Stage.build("s", model(lambda x: "ok"), lambda data, files: files[0].close(), None)
     assert Flow([stage, stage]).run([], [upload(b"x")], {}) == "ok"
 
 
@@ -145,20 +145,25 @@ def test_a_hook_closing_a_file_does_not_break_the_flow() -> None:
     [(ValueError("no"), 422, InputRejected), (KeyError("k"), 422, InputRejected), (RuntimeError("boom"), 500, ModelFailed)],
 )
 def test_user_errors_become_422_or_500_naming_the_place(error: Exception, status: int, kind: type) -> None:
-    """ValueError/KeyError from a hook is a 422, anything else a 500; the message names the stage and place."""
+    """ValueError/KeyError from a hook is a 422, anything else a 500; the message (the log's detail
+    for a 500) names the stage and place."""
 
     def raise_it(*_: Any) -> Any:
         raise error
 
     for stage, place in (
-        (Stage("models[1] (sklearn)", model(lambda x: x), bind_pre(raise_it), None), "pre hook"),
-        (Stage("models[1] (sklearn)", model(raise_it), None, None), "model"),
-        (Stage("models[1] (sklearn)", model(lambda x: x), None, bind_post(raise_it)), "post hook"),
+        (Stage.build("models[1] (sklearn)", model(lambda x: x), raise_it, None), "pre hook"),
+        (Stage.build("models[1] (sklearn)", model(raise_it), None, None), "model"),
+        (Stage.build("models[1] (sklearn)", model(lambda x: x), None, raise_it), "post hook"),
     ):
         with pytest.raises(kind) as caught:
-            stage.run([1], [], {})
+            Flow([stage]).run([1], [], {})
         assert caught.value.status == status
-        assert caught.value.message.startswith(f"models[1] (sklearn) {place}")
+        # A 422 tells the client what was wrong with its input; a 500 tells only the log.
+        told = caught.value.message if status == 422 else caught.value.detail
+        assert told.startswith(f"models[1] (sklearn) {place}")
+        if status == 500:
+            assert "boom" not in caught.value.message
 
 
 def test_server_errors_from_hooks_pass_through() -> None:
@@ -168,7 +173,7 @@ def test_server_errors_from_hooks_pass_through() -> None:
         raise BadRequest("send four features", "bad_shape")
 
     with pytest.raises(BadRequest) as caught:
-        Stage("s", model(lambda x: x), bind_pre(refuse), None).run([], [], {})
+        Flow([Stage.build("s", model(lambda x: x), refuse, None)]).run([], [], {})
     assert (caught.value.status, caught.value.code) == (400, "bad_shape")
 
 
@@ -200,7 +205,7 @@ def test_to_table_keeps_sparse_matrices() -> None:
 
 def test_to_table_keeps_data_frames() -> None:
     """A DataFrame from an earlier stage (set_output(transform="pandas")) passes unchanged."""
-    pandas = pytest.importorskip("pandas")
+    import pandas
     frame = pandas.DataFrame({"sepal_length": [5.1], "species": ["setosa"]})
     assert to_table(frame) is frame  # column names survive for a ColumnTransformer
 

@@ -1,0 +1,85 @@
+"""Admit: a place for the prediction before a byte of its body is read.
+
+`max_concurrency` predictions run at once and `max_queue` more wait (reading
+their body, or for a slot); past that a request gets 429 at once. So the
+server never holds more than max_concurrency + max_queue bodies, whatever the
+number of clients.
+
+A call still running when its request timed out keeps its slot until it ends
+(its thread cannot be stopped): when every slot is held that way the model is
+wedged, and /ready says so, so that traffic goes elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import Overloaded
+from ..log import log
+
+
+class Admission:
+    def __init__(self, max_running: int, max_queue: int) -> None:
+        self.max_running = max_running
+        self.capacity = max_running + max_queue
+        self.slots = asyncio.Semaphore(max_running)
+        self.waiting = 0  # admitted, reading their body or waiting for a slot
+        self.running = 0  # slots held
+        self.overdue = 0  # slots held by calls whose request already got its 504
+
+    def admit(self) -> Place:
+        if self.waiting + self.running >= self.capacity:
+            raise Overloaded(f"{self.running} predictions are running and {self.waiting} are waiting; retry later")
+        self.waiting += 1
+        return Place(self)
+
+    @property
+    def busy(self) -> int:
+        """Requests that still expect an answer: shutdown waits for them."""
+        return self.waiting + self.running - self.overdue
+
+    @property
+    def wedged(self) -> bool:
+        return self.overdue >= self.max_running
+
+    def _overdue(self, change: int) -> None:
+        was = self.wedged
+        self.overdue += change
+        if self.wedged != was:
+            log({"event": "wedged" if self.wedged else "unwedged", "overdue": self.overdue, "message": (
+                f"all {self.max_running} prediction slots are held by calls running past server.timeout_s; "
+                "/ready answers 503 until one ends" if self.wedged else "a slot is free again; /ready answers 200"
+            )})
+
+
+class Place:
+    """One admitted request: waiting, then running, then gone."""
+
+    __slots__ = ("admission", "running")
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.running = False
+
+    async def run(self) -> None:
+        """Wait for a slot (cancelled by the request's timeout: then still waiting)."""
+        await self.admission.slots.acquire()
+        self.admission.waiting -= 1
+        self.admission.running += 1
+        self.running = True
+
+    def leave(self) -> None:
+        admission = self.admission
+        if self.running:
+            admission.running -= 1
+            admission.slots.release()
+        else:
+            admission.waiting -= 1
+
+    def overdue(self) -> None:
+        """The request was answered (504) while its call goes on."""
+        self.admission._overdue(1)
+
+    def leave_overdue(self) -> None:
+        self.admission._overdue(-1)
+        self.leave()

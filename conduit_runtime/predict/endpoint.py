@@ -1,0 +1,128 @@
+"""POST /predict as a plain ASGI endpoint, in its stages:
+
+    admit → read → parse → run → serialize → send
+
+It reads the few headers it needs in one pass over the raw list and answers
+with two ASGI messages, skipping the router and Request/Response objects that
+every other route goes through. Every answer, error or not, is one JSON body,
+one log line and one metrics sample.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+
+from ..errors import NotReady, ServerError, TimedOut, Unauthorized
+from ..log import exception_record, log_prediction
+from ..metrics import Metrics
+from ..protocol import error_body
+from ..service import Service
+from .admission import Admission, Place
+from .body import Receive, read_body
+from .job import Job
+
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+class PredictEndpoint:
+    def __init__(self, service: Service, admission: Admission, metrics: Metrics, key: bytes, debug: bool = False) -> None:
+        self.service = service
+        self.admission = admission
+        self.metrics = metrics
+        self.key = key
+        self.debug = debug
+        self.limit = service.spec.max_body_bytes
+        self.timeout_s = service.spec.timeout_s
+
+    def authorize(self, header: bytes | None) -> None:
+        if not self.key:
+            return
+        if not header:
+            raise Unauthorized("send the API key: 'Authorization: <key>' or 'Authorization: Bearer <key>'")
+        scheme, _, rest = header.partition(b" ")
+        given = rest.strip() if scheme.lower() == b"bearer" else header.strip()
+        if not hmac.compare_digest(given, self.key):
+            raise Unauthorized("the API key is wrong")
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        arrived = time.perf_counter()
+        run_id = str(uuid.uuid4())
+        authorization = content_type = content_length = request_id = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-type":
+                content_type = value
+            elif name == b"content-length":
+                content_length = value
+            elif name == b"x-request-id":
+                request_id = value
+        job: Job | None = None
+        failure = None
+        try:
+            self.authorize(authorization)
+            if not self.service.ready:
+                raise NotReady(self.service.problem)
+            place = self.admission.admit()  # before a byte of the body: else 429 at once
+            try:
+                # timeout_s runs from arrival: reading the body and queueing count too.
+                async with asyncio.timeout(self.timeout_s):
+                    body = await read_body(content_type, content_length, receive, self.limit)
+                    job = Job(self.service.flow, body, run_id, arrived)  # type: ignore[arg-type]
+                    await place.run()
+                    content = await job.run(self.service.pool)
+            except TimeoutError:
+                raise TimedOut(f"no answer within server.timeout_s = {self.timeout_s:g} s") from None
+            finally:
+                self.leave(place, job)
+            status = 200
+        except ServerError as error:
+            content, status = error_body(error, run_id, self.debug), error.status
+            if status >= 500:
+                failure = {"error": error.code, "detail": error.detail,
+                           **(exception_record(error) if error.__cause__ else {})}
+        except ClientDisconnect:
+            return  # nobody is left to answer
+        except Exception as exc:  # a bug of ours: still one JSON answer, never a traceback
+            error = ServerError("the server failed; its log has the details under this run_id", detail=repr(exc))
+            content, status = error_body(error, run_id, self.debug), 500
+            failure = {"error": "internal_error", **exception_record(exc)}
+        elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
+        self.metrics.observe(status, elapsed_ms / 1000)
+        log_prediction(run_id, job.prediction_ids if job and status == 200 else [], status, elapsed_ms, failure)
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(content)).encode()),
+            (b"x-request-id", request_id or run_id.encode()),
+        ]
+        if job is None:
+            # Answered before the body was read (401, 413, 429, 503 …): the connection
+            # cannot carry another request, and the client should stop sending.
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def leave(self, place: Place, job: Job | None) -> None:
+        """Free the request's place and files, or, while its worker thread still runs
+        (the request timed out), as soon as that thread ends."""
+        working = job.working if job is not None else None
+        if working is None or working.done():
+            place.leave()
+            if job is not None:
+                job.close()
+            return
+        place.overdue()
+        loop = asyncio.get_running_loop()
+
+        def ended() -> None:
+            place.leave_overdue()
+            job.close()
+
+        working.add_done_callback(lambda _: loop.call_soon_threadsafe(ended))

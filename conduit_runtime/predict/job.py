@@ -1,0 +1,81 @@
+"""Parse → run → serialize: the part of a prediction that is CPU work, all of it
+in a worker thread so that the event loop keeps answering (/health within a
+probe's timeout, whatever the size of a body or a result).
+
+For a flow of plain functions this is one hop to a thread. An `async def` hook
+or model is awaited on the event loop between hops, without holding a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from ..errors import FAILED, ModelFailed
+from ..flow import Flow, Plan, drive
+from ..protocol import Request, as_rows, dumps, envelope, from_form, from_json_body
+from .body import Body
+
+
+class Job:
+    def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float) -> None:
+        self.flow = flow
+        self.body: Body | None = body
+        self.files = body.files
+        self.run_id = run_id
+        self.arrived = arrived
+        self.plan: Plan | None = None
+        self.prediction_ids: list[str] = []
+        self.working: Future[Any] | None = None  # the worker's part while it runs
+
+    # -- in a worker thread ----------------------------------------------------------
+    def start(self) -> tuple[bool, Any]:
+        request = self.parse()
+        self.plan = self.flow.plan(request.data, request.files, request.parameters)
+        return self.resume(None)
+
+    def resume(self, value: Any) -> tuple[bool, Any]:
+        """Run until the plan needs an async call (False, (call, args)), or the
+        serialized answer (True, bytes)."""
+        assert self.plan is not None
+        done, value = drive(self.plan, value)
+        return (True, self.serialize(value)) if done else (False, value)
+
+    def parse(self) -> Request:
+        body, self.body = self.body, None  # the raw JSON is dropped as soon as it is parsed
+        assert body is not None
+        if body.json is not None:
+            return from_json_body(body.json)
+        return from_form(body.fields, body.files)
+
+    def serialize(self, output: Any) -> bytes:
+        rows = as_rows(output)
+        answer = envelope(rows, self.run_id, round((time.perf_counter() - self.arrived) * 1000, 3))
+        try:
+            content = dumps(answer)
+        except TypeError as exc:  # a result JSON has no spelling for
+            raise ModelFailed(FAILED, detail=str(exc)) from exc
+        self.prediction_ids = answer["prediction_ids"]
+        return content
+
+    def close(self) -> None:
+        for upload in self.files:
+            upload.close()
+
+    # -- on the event loop ---------------------------------------------------------------
+    async def run(self, pool: ThreadPoolExecutor) -> bytes:
+        """The answer's bytes."""
+        done, value = await self.hop(pool, self.start)
+        while not done:
+            call, args = value
+            done, value = await self.hop(pool, self.resume, await call.call_async(*args))
+        content: bytes = value
+        return content
+
+    async def hop(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> tuple[bool, Any]:
+        self.working = pool.submit(fn, *args)
+        result: tuple[bool, Any] = await asyncio.wrap_future(self.working)
+        self.working = None
+        return result
