@@ -160,30 +160,52 @@ def test_gpu_containers_ask_for_hardware_count_gpus(engine: Any, images: dict[st
         docker_engine.remove(cpu)
 
 
-def test_ctrl_c_removes_the_container(engine: Any, images: dict[str, Built]) -> None:
+BLOCKS_WHEN_ASKED = """import pathlib
+import time
+
+
+class Model:
+    def predict(self, data):
+        if data == ["block"]:  # until the test has pressed Ctrl-C and the container is gone
+            pathlib.Path("/tmp/blocked").touch()
+            while True:
+                time.sleep(0.1)
+        return data
+"""
+
+
+def test_ctrl_c_removes_the_container(engine: Any, tmp_path: Path) -> None:
+    """Ctrl-C while a prediction is in flight: the test waits for the model to say it is blocked
+    (a file inside the container), not for time to pass."""
     import os
     import signal
     import subprocess
     import sys
     import time
 
-    tag = images["pipeline"].tag
+    project = tmp_path / "blocking"
+    project.mkdir()
+    (project / "model.py").write_text(BLOCKS_WHEN_ASKED)
+    (project / "conduit.yaml").write_text("name: blocking\nmodels: [{type: python, file: 'model.py:Model'}]\n"
+                                          "tests: [{name: warm, json: [1]}, {name: block, json: [block]}]\n")
+    tag = build(project / "conduit.yaml").tag
     before = {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})}
-    process = subprocess.Popen([sys.executable, "-m", "conduit_build", "test", "-f", str(images["pipeline"].config),
-                                "--image", tag, "--repeat", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "conduit_build", "test", "-f", str(project / "conduit.yaml"),
+                                "--image", tag, "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env={**os.environ, "CONDUIT_API_KEY": "k"})
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})} - before:
-            break
-        time.sleep(0.1)
-    else:
+    try:
+        blocked = False
+        while not blocked and process.poll() is None:
+            for container in engine.containers.list(filters={"ancestor": tag}):
+                if container.id not in before and container.exec_run(["test", "-f", "/tmp/blocked"]).exit_code == 0:
+                    blocked = True
+            time.sleep(0.1)
+        assert blocked, f"conduit test ended before the model blocked: {process.communicate()}"
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    finally:
         process.kill()
-        pytest.fail("conduit test never started a container")
-    time.sleep(1)
-    process.send_signal(signal.SIGINT)
-    process.wait(60)
-    assert process.returncode != 0
+    assert process.returncode == 130
     assert {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})} - before == set()
     assert b"Traceback" not in process.stderr.read()
 

@@ -34,3 +34,11 @@ def test_push_before_build_says_build_first(tmp_path: Any, images: dict[str, Bui
     result = conduit("push", "-f", str(images["iris"].config), "--tag", "localhost:5000/iris:never-built")
     assert result.returncode == 1
     assert "conduit build" in result.stderr
+
+
+def test_push_a_tag_without_version_to_a_registry_with_a_port(engine: Any, images: dict[str, Built]) -> None:
+    """`localhost:5000/iris-latest` has no tag: the colon is the registry's port (the SDK's own parsing)."""
+    engine.images.get(images["iris"].tag).tag("localhost:5000/iris-latest")
+    result = conduit("push", "-f", str(images["iris"].config), "--tag", "localhost:5000/iris-latest")
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"localhost:5000/iris-latest@sha256:[0-9a-f]{64}", result.stdout.strip()), result.stdout
