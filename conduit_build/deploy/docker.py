@@ -10,8 +10,10 @@ the live version keeps serving. Only once it reports /ready is the live containe
 stopped and the candidate connected to the default bridge, which publishes its port:
 the swap costs the stop of the old server and a network connect (about a second),
 never the model's load time. If the candidate never gets ready, it is removed and
-its log shown; if it cannot take the port, the old version is started again. At no
-point is the old version stopped before a new one is ready to replace it.
+its log shown. When deploy.docker.port changed, the candidate takes the new port
+before the old version stops, so a taken port leaves the old one serving; on the same
+port, the old one is started again if the candidate cannot take it. The old version
+is never stopped before a new one is ready to replace it.
 Readiness is probed from inside the container (an exec through the engine), so it
 works the same on unix://, tcp:// and ssh:// hosts.
 """
@@ -125,8 +127,10 @@ def deploy(project: Project, reference: str, api_key: str, say: Callable[[str], 
 
 
 def promote(client: engine.Client, project: Project, new: Any) -> Running:
-    """Stop the live container (kept as -previous) and give its port to `new`, which is ready;
-    if `new` cannot take the port, start the old one again."""
+    """Give `new`, which is ready, the live port; the live container is stopped (after its requests
+    in flight) and kept as -previous. On another port, `new` publishes first and the old one stops
+    only then; on the same port the old one must stop first, and is started again if `new` then
+    cannot take the port."""
     live_name, previous_name, _ = names(project)
     docker_config = project.config.deploy.docker
     old = engine.container_named(client, live_name)
@@ -134,14 +138,21 @@ def promote(client: engine.Client, project: Project, new: Any) -> Running:
         older = engine.container_named(client, previous_name)
         if older is not None and older.id != new.id:
             engine.remove(older)
-        with engine.engine_errors(f"stop {live_name}"):
-            old.stop(timeout=10)
-            old.rename(previous_name)
-    try:
-        engine.publish(new)
-    except EngineError as error:
-        back = restore(old, live_name)
-        raise DeployError(f"the new version could not take port {docker_config.port} ({error.message}); {back}") from error
+    if old is not None and engine.published_port(old) != engine.published_port(new):
+        try:
+            engine.publish(new)
+        except EngineError as error:
+            raise DeployError(f"the new version could not take port {docker_config.port} ({error.message}); "
+                              "the old version keeps serving") from error
+        retire(old, previous_name)
+    else:
+        if old is not None:
+            retire(old, previous_name)
+        try:
+            engine.publish(new)
+        except EngineError as error:
+            back = restore(old, live_name)
+            raise DeployError(f"the new version could not take port {docker_config.port} ({error.message}); {back}") from error
     with engine.engine_errors(f"make {new.name} the live container"):
         new.rename(live_name)
         if docker_config.restart != "no":
@@ -150,10 +161,17 @@ def promote(client: engine.Client, project: Project, new: Any) -> Running:
     return describe(new, project.config.server.port)
 
 
+def retire(old: Any, previous_name: str) -> None:
+    """Stop the live container, after the requests in flight, and keep it for --rollback."""
+    with engine.engine_errors(f"stop {old.name}"):
+        old.stop(timeout=10)
+        old.rename(previous_name)
+
+
 def restore(old: Any | None, live_name: str) -> str:
     """Put the old live container back; what the user should know about it."""
     if old is None:
-        return "nothing ran before, and nothing runs now"
+        return "nothing ran before"
     try:
         with engine.engine_errors(f"restart {live_name}"):
             old.rename(live_name)

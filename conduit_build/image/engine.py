@@ -255,6 +255,15 @@ def unpublish(container: Any) -> None:
             container.client.networks.get("bridge").disconnect(container, force=True)
 
 
+def published_port(container: Any) -> str | None:
+    """The host port the container is configured to publish (running or not)."""
+    bindings = container.attrs["HostConfig"].get("PortBindings") or {}
+    for binding in bindings.values():
+        for host in binding or []:
+            return str(host.get("HostPort") or "") or None
+    return None
+
+
 def leave_standby(container: Any) -> None:
     with contextlib.suppress(docker.errors.DockerException, requests.exceptions.RequestException):
         container.client.networks.get(STANDBY_NETWORK).disconnect(container, force=True)

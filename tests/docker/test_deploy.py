@@ -6,6 +6,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,9 +50,10 @@ def project(engine: Any, examples: Path, tmp_path_factory: pytest.TempPathFactor
         container.remove(force=True)
 
 
-def release(project: dict[str, Any], version: str) -> str:
-    """Build and push one version; its repository@sha256 reference."""
-    (project["config"].parent / "hooks.py").write_text(VERSIONS[version])
+def release(project: dict[str, Any], version: str | None) -> str:
+    """Build and push one version (a hooks.py of VERSIONS); its repository@sha256 reference."""
+    if version is not None:
+        (project["config"].parent / "hooks.py").write_text(VERSIONS[version])
     build(project["config"])
     pushed = conduit("push", "-f", str(project["config"]))
     assert pushed.returncode == 0, pushed.stderr
@@ -118,3 +122,97 @@ def test_the_key_never_enters_image_or_labels(engine: Any, project: dict[str, An
     live = engine.containers.get(f"conduit-{project['name']}")
     image = engine.images.get(live.image.id)
     assert KEY not in json.dumps(image.attrs) and KEY not in json.dumps(live.labels)
+
+
+# -- the swap: about a second whatever the load time; never nothing running ----------------------
+
+LOAD_S = 10
+SLOW_MODEL = """import time
+
+
+class Model:
+    def load(self, project_dir):
+        time.sleep({load_s})
+
+    def predict(self, data):
+        return [{version!r} for _ in data]
+"""
+
+
+@pytest.fixture(scope="module")
+def slow(engine: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A python model whose load takes LOAD_S seconds, under a unique name and port."""
+    folder = tmp_path_factory.mktemp("slow")
+    name = f"slow-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    (folder / "conduit.yaml").write_text(
+        f"name: {name}\nmodels: [{{type: python, file: 'model.py:Model'}}]\n"
+        f"image: {{repository: localhost:5000/{name}}}\n"
+        f"deploy: {{docker: {{port: {port}, ready_timeout_s: 120}}}}\n"
+        "tests: [{name: one, json: [1]}]\n")
+    yield {"config": folder / "conduit.yaml", "name": name, "url": f"http://127.0.0.1:{port}", "port": port}
+    for container in engine.containers.list(all=True, filters={"label": f"conduit.deploy={name}"}):
+        container.remove(force=True)
+
+
+def release_slow(slow: dict[str, Any], version: str) -> str:
+    (slow["config"].parent / "model.py").write_text(SLOW_MODEL.format(load_s=LOAD_S, version=version))
+    return release({"config": slow["config"]}, None)
+
+
+def poll(url: str, samples: list[tuple[float, Any]], stop: threading.Event) -> None:
+    """Every 50 ms: (time, the result, or None when nothing answered)."""
+    while not stop.is_set():
+        try:
+            response = httpx.post(url + "/predict", json=[1], headers={"Authorization": KEY}, timeout=1)
+            result = response.json()["result"] if response.status_code == 200 else None
+        except httpx.HTTPError:
+            result = None
+        samples.append((time.monotonic(), result))
+        stop.wait(0.05)
+
+
+def test_the_swap_costs_about_a_second_not_the_load_time(slow: dict[str, Any]) -> None:
+    release_slow(slow, "v1")
+    assert deploy(slow).returncode == 0
+    release_slow(slow, "v2")
+    samples: list[tuple[float, Any]] = []
+    stop = threading.Event()
+    poller = threading.Thread(target=poll, args=(slow["url"], samples, stop))
+    poller.start()
+    try:
+        result = deploy(slow)
+    finally:
+        stop.set()
+        poller.join()
+    assert result.returncode == 0, result.stderr
+    last_old = max(t for t, answer in samples if answer == ["v1"])
+    first_new = min(t for t, answer in samples if answer == ["v2"])
+    # the old version answered every poll until the swap, the new one every poll after it
+    assert all(answer == ["v1"] for t, answer in samples if t <= last_old)
+    assert all(answer == ["v2"] for t, answer in samples if t >= first_new)
+    unavailable_s = first_new - last_old
+    print(f"unavailable for {unavailable_s:.2f} s during the swap (polling every 50 ms; load takes {LOAD_S} s)")
+    assert 0 < unavailable_s < LOAD_S  # the swap never waits for the model to load again
+
+
+def test_a_new_version_that_cannot_take_its_port_leaves_the_old_one_serving(slow: dict[str, Any]) -> None:
+    if httpx.get(slow["url"] + "/ready", timeout=2).status_code != 200:
+        release_slow(slow, "v2")
+        assert deploy(slow).returncode == 0
+    config = slow["config"]
+    text = config.read_text()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        config.write_text(text.replace(f"port: {slow['port']},", f"port: {taken.getsockname()[1]},"))
+        try:
+            result = deploy(slow)
+        finally:
+            config.write_text(text)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert "could not take port" in lines[-1] and "the old version keeps serving" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    response = httpx.post(slow["url"] + "/predict", json=[1], headers={"Authorization": KEY}, timeout=10)
+    assert response.status_code == 200 and response.json()["result"] == ["v2"]
