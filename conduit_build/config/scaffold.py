@@ -87,14 +87,18 @@ def init(directory: Path, model_type: str, force: bool = False) -> list[Path]:
 
 def train(directory: Path, kind: Kind) -> Path:
     """Run train.py with this Python, to make the model file."""
-    result = subprocess.run(
-        [sys.executable, "train.py"], cwd=directory, capture_output=True, text=True, timeout=600, check=False
-    )
+    hint = f"install {' '.join(kind.requirements)} and run `python train.py` in {directory}"
+    try:
+        result = subprocess.run(
+            [sys.executable, "train.py"], cwd=directory, capture_output=True, text=True, timeout=600, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise ConduitError("wrote the skeleton, but train.py did not finish within 600 s", hint) from None
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ConduitError(
             f"wrote the skeleton, but train.py could not make {kind.file}: {last}",
-            f"install {' '.join(kind.requirements)} and run `python train.py` in {directory}",
+            hint,
         )
     return directory / kind.file
 
