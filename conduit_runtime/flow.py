@@ -168,6 +168,10 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
+        looping = False
+    else:
+        looping = True
+    if not looping:
         return asyncio.run(coroutine)
     result: list[Any] = []
     errors: list[BaseException] = []

@@ -16,15 +16,19 @@ def log(record: dict[str, Any]) -> None:
 
 def log_prediction(run_id: str, prediction_ids: list[str], status: int, run_time_ms: float,
                    failure: dict[str, Any] | None = None) -> None:
-    """The line of every prediction. A success is formatted by hand: it is on the hot
-    path, and every value is already safe JSON (a UUID, hex ids, numbers)."""
-    if failure is not None:
+    if failure is None:
+        write_line(prediction_line(run_id, prediction_ids, status, run_time_ms))
+    else:
         log({"event": "prediction", "run_id": run_id, "prediction_ids": prediction_ids, "status": status,
              "run_time_ms": run_time_ms, **failure})
-        return
+
+
+def prediction_line(run_id: str, prediction_ids: list[str], status: int, run_time_ms: float) -> str:
+    """The line of a prediction that did not fail, formatted by hand: it is on the hot
+    path, and every value is already safe JSON (a UUID, hex ids, numbers)."""
     ids = ",".join(f'"{id_}"' for id_ in prediction_ids)
-    write_line(f'{{"event":"prediction","run_id":"{run_id}","prediction_ids":[{ids}],'
-               f'"status":{status},"run_time_ms":{run_time_ms}}}')
+    return (f'{{"event":"prediction","run_id":"{run_id}","prediction_ids":[{ids}],'
+            f'"status":{status},"run_time_ms":{run_time_ms}}}')
 
 
 def exception_record(exc: BaseException) -> dict[str, Any]:

@@ -187,6 +187,25 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# A result longer than this is encoded a slice of rows at a time, for the reason
+# large bodies are parsed piecewise: one C call over it all would hold the GIL.
+ROWS_AT_ONCE = 10_000
+
+
+def dumps_envelope(answer: dict[str, Any]) -> bytes:
+    """The envelope as JSON bytes."""
+    rows, ids = answer["result"], answer["prediction_ids"]
+    if len(rows) <= ROWS_AT_ONCE:
+        return dumps(answer)
+    rest = dumps({"run_id": answer["run_id"], "run_time_ms": answer["run_time_ms"]})[1:-1]
+    return b'{"result":' + _dumps_list(rows) + b"," + rest + b',"prediction_ids":' + _dumps_list(ids) + b"}"
+
+
+def _dumps_list(items: list[Any]) -> bytes:
+    pieces = (dumps(items[at:at + ROWS_AT_ONCE])[1:-1] for at in range(0, len(items), ROWS_AT_ONCE))
+    return b"[" + b",".join(pieces) + b"]"
+
+
 def envelope(result: list[Any], run_id: str, run_time_ms: float) -> dict[str, Any]:
     return {
         "result": result,

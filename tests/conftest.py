@@ -63,7 +63,8 @@ class Server:
                 self.process.kill()
 
 
-def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_ready: bool = True, timeout: float = 120) -> Server:
+def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_ready: bool = True, timeout: float = 120,
+                 extra: tuple[str, ...] = ()) -> Server:
     port = free_port()
     log_path = log_dir / f"serve-{config.parent.name}-{port}.log"
     env = {**os.environ}
@@ -72,7 +73,7 @@ def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_re
         env["CONDUIT_API_KEY"] = key
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "conduit_build", "serve", "-f", str(config), "--port", str(port)],
+            [sys.executable, "-m", "conduit_build", "serve", "-f", str(config), "--port", str(port), *extra],
             stdout=log, stderr=subprocess.STDOUT, env=env, text=True,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path, key or "", {"Authorization": key} if key else {})

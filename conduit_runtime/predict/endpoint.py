@@ -20,7 +20,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 
 from ..errors import NotReady, ServerError, TimedOut, Unauthorized
-from ..log import exception_record, log_prediction
+from ..log import exception_record, log_prediction, write_line
 from ..metrics import Metrics
 from ..protocol import error_body
 from ..service import Service
@@ -96,7 +96,10 @@ class PredictEndpoint:
             failure = {"error": "internal_error", **exception_record(exc)}
         elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
         self.metrics.observe(status, elapsed_ms / 1000)
-        log_prediction(run_id, job.prediction_ids if job and status == 200 else [], status, elapsed_ms, failure)
+        if status == 200 and job is not None:
+            write_line(job.log_line)
+        else:
+            log_prediction(run_id, [], status, elapsed_ms, failure)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(content)).encode()),

@@ -15,7 +15,8 @@ from typing import Any
 
 from ..errors import FAILED, ModelFailed
 from ..flow import Flow, Plan, drive
-from ..protocol import Request, as_rows, dumps, envelope, from_form, from_json_body
+from ..log import prediction_line
+from ..protocol import Request, as_rows, dumps_envelope, envelope, from_form, from_json_body
 from .body import Body
 
 
@@ -27,7 +28,7 @@ class Job:
         self.run_id = run_id
         self.arrived = arrived
         self.plan: Plan | None = None
-        self.prediction_ids: list[str] = []
+        self.log_line = ""  # of a success, made in the worker
         self.working: Future[Any] | None = None  # the worker's part while it runs
 
     # -- in a worker thread ----------------------------------------------------------
@@ -51,13 +52,15 @@ class Job:
         return from_form(body.fields, body.files)
 
     def serialize(self, output: Any) -> bytes:
+        """The answer's bytes; its log line is made here too (for a long result, a long
+        line), so that the event loop only writes it."""
         rows = as_rows(output)
         answer = envelope(rows, self.run_id, round((time.perf_counter() - self.arrived) * 1000, 3))
         try:
-            content = dumps(answer)
+            content = dumps_envelope(answer)
         except TypeError as exc:  # a result JSON has no spelling for
             raise ModelFailed(FAILED, detail=str(exc)) from exc
-        self.prediction_ids = answer["prediction_ids"]
+        self.log_line = prediction_line(self.run_id, answer["prediction_ids"], 200, answer["run_time_ms"])
         return content
 
     def close(self) -> None:

@@ -356,3 +356,37 @@ def test_one_prediction_log_line_per_request(servers: dict[str, Server]) -> None
     assert len(mine) == 1
     assert mine[0]["status"] == 200 and mine[0]["prediction_ids"] == answer["prediction_ids"]
 
+
+
+TABULAR = ("sklearn", "sklearn_classifier", "sklearn_preprocessor", "xgboost_classifier", "xgboost_regressor",
+           "onnx", "torch")
+
+
+@pytest.mark.parametrize("model_type", TABULAR)
+def test_wrong_feature_count_is_422_for_every_tabular_type(servers: dict[str, Server], model_type: str) -> None:
+    """Rows of 3 features for a 4-feature model: the library's own refusal (scikit-learn's and
+    XGBoost's ValueError, onnxruntime's INVALID_ARGUMENT, torch's shape error) is the client's
+    422, with the library's words and no traceback or path."""
+    server = servers[model_type]
+    response = httpx.post(server.url + "/predict", json=[[1.0, 2.0, 3.0]], headers=server.headers, timeout=30)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_input"
+    assert re.search(r"feature|shape|dimension|Expected|mat1", error["message"]), error["message"]
+    assert "Traceback" not in response.text and 'File "' not in response.text and "site-packages" not in response.text
+
+
+def test_hf_pipeline_under_concurrent_load(servers: dict[str, Server]) -> None:
+    """A fast tokenizer is one Rust object that refuses a second caller ("Already borrowed"):
+    the stage runs one call at a time, so 64 requests from 16 clients all succeed."""
+    server = servers["hf_pipeline"]
+    texts = [["i love this movie"], ["awful film", "great"], ["a long review " * 20]]
+
+    def ask(i: int) -> httpx.Response:
+        body = {"data": texts[i % 3], "parameters": {"truncation": True, "max_length": 8 + i % 5}}
+        return httpx.post(server.url + "/predict", json=body, headers=server.headers, timeout=60)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(ask, range(64)))
+    assert [a.status_code for a in answers] == [200] * 64, next(a.text for a in answers if a.status_code != 200)
+    assert [len(a.json()["result"]) for a in answers] == [len(texts[i % 3]) for i in range(64)]
