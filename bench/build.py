@@ -9,12 +9,18 @@ Measures, end to end through the CLI as a user runs it:
   image size      against base image + the installed site-packages (the venv)
   run → /ready    `docker run` until GET /ready answers 200 (median of --runs)
 and prints a Markdown table. Needs the engine, base image and registry of scripts/engine.
+
+    python bench/build.py --big-model 2000
+
+instead builds a project holding a 2,000 MB model file and prints the build tool's peak
+RSS (target: under 300 MB, whatever the model's size).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -90,11 +96,35 @@ def venv_bytes(engine: docker.DockerClient, tag: str) -> int:
     return int(output.split()[0])
 
 
+def big_model_rss(megabytes: int) -> None:
+    """Peak RSS of `conduit build` for a project with a model file of `megabytes` MB."""
+    import resource
+
+    engine = docker.from_env()
+    with tempfile.TemporaryDirectory(prefix="conduit-bench-") as folder:
+        project = Path(folder) / "big"
+        project.mkdir()
+        (project / "model.py").write_text("class Model:\n    def predict(self, data):\n        return data\n")
+        (project / "conduit.yaml").write_text(f"name: big-{uuid.uuid4().hex[:8]}\n"
+                                              "models: [{type: python, file: 'model.py:Model'}]\n")
+        with (project / "weights.bin").open("wb") as handle:
+            for _ in range(megabytes):
+                handle.write(os.urandom(1 << 20))  # incompressible: nothing is smaller than it looks
+        elapsed, built = build(project / "conduit.yaml")
+        rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        engine.images.remove(built["tag"], force=True)
+    print(f"| `conduit build` with a {megabytes:,} MB model file | peak RSS {rss_mb:.0f} MB | {elapsed:.1f} s |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--example", default="iris", choices=["iris", "digits", "pipeline"])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--big-model", type=int, metavar="MB", help="only measure the peak RSS of a build with an MB-sized model")
     args = parser.parse_args()
+    if args.big_model:
+        big_model_rss(args.big_model)
+        return
     engine = docker.from_env()
     with tempfile.TemporaryDirectory(prefix="conduit-bench-") as folder:
         config = project_copy(args.example, Path(folder))

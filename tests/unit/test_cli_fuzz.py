@@ -41,7 +41,7 @@ COMMANDS: dict[str, list[str]] = {
 }
 VALUES = st.sampled_from(["", "x", "-", "--", "0", "-1", "99999999", "python", "kubernetes", "kserve", "docker",
                           "[1]", "@nope.json", "{", "localhost:5000/demo@sha256:" + "a" * 64, "../..", "\x00", "é"])
-MAIN_LINE = re.compile(r"^(error: |usage: conduit|conduit\.yaml:\d+:\d+: )")
+MAIN_LINE = re.compile(r"^(error: |usage: conduit|.*:\d+:\d+: )")  # or a config problem: PATH:LINE:COL:
 
 
 def run_main(argv: list[str], cwd: Path) -> tuple[int, str, str]:
