@@ -40,7 +40,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
     admission = Admission(spec.max_concurrency, spec.max_queue)
     metrics = Metrics(spec.name)
     key = (api_key if api_key is not None else os.environ.get(spec.api_key_env, "")).encode()
-    schema = dumps(openapi(spec, secured=bool(key)))
+    schemas: dict[bool, bytes] = {}  # by readiness: once loaded, the model says what its data is
 
     async def health(request: HTTPRequest) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -53,7 +53,11 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         return Response(b'{"status":"ready"}', media_type=JSON)
 
     async def openapi_json(request: HTTPRequest) -> Response:
-        return Response(schema, media_type=JSON)
+        loaded = service.flow is not None
+        if loaded not in schemas:
+            features = service.flow.features if service.flow is not None else None
+            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features))
+        return Response(schemas[loaded], media_type=JSON)
 
     async def metrics_text(request: HTTPRequest) -> Response:
         text = metrics.render({

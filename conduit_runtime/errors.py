@@ -122,6 +122,9 @@ def from_user_code(exc: BaseException, where: str, rejects: Callable[[BaseExcept
     if isinstance(exc, ServerError):
         return exc
     detail = f"{type(exc).__name__}: {exc}"[:500]
-    if isinstance(exc, INPUT_ERRORS) or from_decoder(exc) or (rejects is not None and rejects(exc)):
+    said = rejects(exc) if rejects is not None else None  # the library's words, cleaned of paths
+    if said is not None:
+        return InputRejected(f"{where} rejected the input: {type(exc).__name__}: {said}"[:600])
+    if isinstance(exc, INPUT_ERRORS) or from_decoder(exc):
         return InputRejected(f"{where} rejected the input: {detail}")
     return ModelFailed(FAILED, detail=f"{where} failed: {detail}")

@@ -95,6 +95,7 @@ class Stage:
     coerce: Call  # (data,): the type's own input coercion, used when there is no pre hook
     pre: Call | None = None
     post: Call | None = None
+    features: int | None = None  # numbers per row the model takes, where its library says
 
     @classmethod
     def build(cls, label: str, model: Model, pre: Callable[..., Any] | None = None,
@@ -107,6 +108,7 @@ class Stage:
             coerce=Call(model.coerce, f"{label} input"),
             pre=bind_pre(pre, f"{label} pre hook") if pre else None,
             post=bind_post(post, f"{label} post hook") if post else None,
+            features=model.features,
         )
 
     def plan(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Plan:
@@ -129,6 +131,13 @@ class Flow:
     def __post_init__(self) -> None:
         calls = [c for s in self.stages for c in (s.pre, s.model, s.coerce, s.post) if c is not None]
         self.is_async = any(call.is_async for call in calls)
+
+    @property
+    def features(self) -> int | None:
+        """Numbers per row of the request's data, when the first model reads the data as it
+        comes (no pre hook) and its library knows how many it takes."""
+        first = self.stages[0] if self.stages else None
+        return first.features if first is not None and first.pre is None else None
 
     @classmethod
     def load(cls, spec: ServerSpec) -> Flow:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import BadRequest
+from .errors import BadRequest, InputRejected
 from .userland import load_object, positional_arity
 
 # (input, files, parameters) -> output
@@ -36,6 +36,9 @@ class Model:
     # not fit the model, or None for a real failure.
     rejects: Callable[[BaseException], str | None] | None = None
     is_async: bool = False  # `async def predict`: awaited on the event loop
+    # Numbers per input row, where the library knows (scikit-learn's n_features_in_,
+    # XGBoost's feature count, an ONNX input's last dimension): /openapi.json describes them.
+    features: int | None = None
 
 
 def onnx_rejects(exc: BaseException) -> str | None:
@@ -76,7 +79,25 @@ def to_table(data: Any) -> Any:
         table = table.reshape(1, -1)
     if table.ndim not in (1, 2):
         raise BadRequest(f"data must be a list of rows (2-D); got a {table.ndim}-D array", "bad_shape")
+    if isinstance(data, list):  # the request's own numbers, as /openapi.json describes them
+        check_range(table)
     return table
+
+
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def check_range(table: Any) -> None:
+    """Numbers within float32's range, which ONNX and torch models compute in (and past
+    which a scaler's output turns infinite): beyond it a number is the client's mistake."""
+    import numpy as np
+
+    if table.dtype.kind == "O":  # integers too large for int64 among the numbers
+        values = [v for v in table.flat if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if any(abs(v) > FLOAT32_MAX for v in values):
+            raise InputRejected("a number is beyond ±3.4e38 (float32's range)")
+    elif table.dtype.kind == "f" and table.size and float(np.abs(table).max()) > FLOAT32_MAX:
+        raise InputRejected("a number is beyond ±3.4e38 (float32's range)")
 
 
 def is_table(data: Any) -> bool:
@@ -107,7 +128,7 @@ def sklearn_method(method: str) -> Callable[[Path, dict[str, Any], bool], Model]
     def load(path: Path, options: dict[str, Any], gpu: bool) -> Model:
         estimator = read_pickle(path)
         bound = getattr(estimator, method)
-        return Model(call=lambda x, files, params: bound(x), coerce=to_table)
+        return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=feature_count(estimator))
 
     return load
 
@@ -124,9 +145,17 @@ def xgboost_method(cls_name: str, method: str) -> Callable[[Path, dict[str, Any]
         if gpu:
             estimator.set_params(device="cuda")
         bound = getattr(estimator, method)
-        return Model(call=lambda x, files, params: bound(x), coerce=to_table)
+        return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=feature_count(estimator))
 
     return load
+
+
+def feature_count(estimator: Any) -> int | None:
+    try:
+        count = getattr(estimator, "n_features_in_", None)  # XGBoost raises before it is fitted
+    except Exception:
+        return None
+    return int(count) if isinstance(count, int) or hasattr(count, "__index__") else None
 
 
 def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
@@ -154,7 +183,10 @@ def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     def coerce(data: Any) -> Any:
         return data if isinstance(data, dict) else to_table(data)
 
-    return Model(call=call, coerce=coerce, rejects=onnx_rejects)
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    features = shape[-1] if shape and len(shape) == 2 and isinstance(shape[-1], int) and shape[-1] > 0 else None
+    return Model(call=call, coerce=coerce, rejects=onnx_rejects,
+                 features=features if first_dtype in (np.float32, np.float64) else None)
 
 
 def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:

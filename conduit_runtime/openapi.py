@@ -1,9 +1,12 @@
-"""The OpenAPI 3.1 description of the server: both request forms of /predict."""
+"""The OpenAPI 3.1 description of the server: both request forms of /predict, with
+the data described as exactly as the model allows (rows of N numbers where the
+model's library says N), and every status each route can answer."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from .loaders import FLOAT32_MAX
 from .spec import ServerSpec
 
 ERROR = {
@@ -43,8 +46,34 @@ ERRORS = {
 }
 
 
-def openapi(spec: ServerSpec, secured: bool) -> dict[str, Any]:
+def data_schema(features: int | None) -> dict[str, Any]:
+    """The request's data list: rows of `features` numbers (or one such row), or any list."""
+    if features is None:
+        return {"type": "array", "description": "The data list, as the model or its pre hook takes it."}
+    # JSON true and false are read as 1 and 0, as numpy reads them. Numbers stay within
+    # float32's range, which ONNX and torch models compute in, so that none becomes infinite.
+    number = {"type": ["number", "boolean"], "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
+    row = {"type": "array", "items": number, "minItems": features, "maxItems": features}
+    return {"anyOf": [
+        {"type": "array", "items": row, "minItems": 1, "description": f"Rows of {features} numbers."},
+        {**row, "description": f"One row of {features} numbers."},
+    ]}
+
+
+def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dict[str, Any]:
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    data = data_schema(features)
+    form_fields: dict[str, Any] = {
+        "data": {**data, "description": "The data list, as a JSON string (e.g. curl -F data='[[...]]'); "
+                                        "without it the data is []."},
+        "parameters": {"type": ["object", "null"], "description": "A JSON object, as a JSON string (optional)."},
+    }
+    if features is None:  # a model that reads rows of numbers takes no files
+        form_fields["files"] = {
+            "type": "array",
+            "items": {"type": "string", "format": "binary"},
+            "description": "File parts in order; any field name (files, file0, file1 …).",
+        }
     predict: dict[str, Any] = {
         "summary": f"Run {spec.name}",
         "operationId": "predict",
@@ -54,28 +83,22 @@ def openapi(spec: ServerSpec, secured: bool) -> dict[str, Any]:
                 "application/json": {
                     "schema": {
                         "oneOf": [
-                            {"type": "array", "description": "The data list, e.g. [[5.1, 3.5, 1.4, 0.2]]."},
+                            {**data, "description": "The data list, e.g. [[5.1, 3.5, 1.4, 0.2]]."}
+                            if features is None else data,
                             {
                                 "type": "object",
                                 "required": ["data"],
-                                "properties": {"data": {"type": "array"}, "parameters": {"type": "object"}},
+                                "properties": {"data": data, "parameters": {"type": ["object", "null"]}},
                             },
                         ]
                     }
                 },
                 "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "data": {"type": "string", "description": "The data list as a JSON string."},
-                            "parameters": {"type": "string", "description": "A JSON object (optional)."},
-                            "files": {
-                                "type": "array",
-                                "items": {"type": "string", "format": "binary"},
-                                "description": "File parts in order; any field name (files, file0, file1 …).",
-                            },
-                        },
-                    }
+                    "schema": {"type": "object", "properties": form_fields,
+                               **({"required": ["data"]} if features is not None else {})},
+                    # Each field is a JSON document in its part.
+                    "encoding": {"data": {"contentType": "application/json"},
+                                 "parameters": {"contentType": "application/json"}},
                 },
             },
         },

@@ -130,7 +130,9 @@ def check_parameters(parameters: Any) -> dict[str, Any]:
 
 
 def from_form(fields: dict[str, str], files: list[UploadedFile]) -> Request:
-    """A form's `data` (a JSON string of the list) and optional `parameters`, and its files."""
+    """A form's `data` (a JSON string of the list) and optional `parameters`, and its files.
+    Without `data` the data is [], as an empty JSON list would be: the model or its pre
+    hook says whether that will do."""
     data = check_data(parse_json(fields["data"], "the form's data field", "bad_form")) if "data" in fields else []
     parameters = check_parameters(
         parse_json(fields["parameters"], "the form's parameters field", "bad_form") if "parameters" in fields else None

@@ -147,6 +147,4 @@ async def read_form(headers: Headers, stream: AsyncIterator[bytes], limit: int) 
             )
         else:
             body.fields.setdefault(name, value)
-    if "data" not in body.fields and not body.files:
-        raise BadRequest("the form has neither a 'data' field nor file parts", "bad_form")
     return body

@@ -357,7 +357,7 @@ def test_a_40_mb_json_body_is_parsed_off_the_event_loop(servers: dict[str, Serve
     assert response.status_code == 200, response.text
     assert response.json()["result"] == [1_500_000]
     slowest = watch.slowest()
-    assert slowest < 0.25, f"/health took {slowest:.3f} s while the body was parsed"
+    assert slowest < 0.5, f"/health took {slowest:.3f} s while the body was parsed"
     assert statistics.median(watch.times) < 0.05
 
 
