@@ -118,7 +118,9 @@ def test_broken_image_fails_its_contract_with_the_reason(images: dict[str, Built
     output = result.stdout + result.stderr
     reason = "start-up failed" if breakage == "model" else "the hook is broken"
     assert reason in output
-    assert "Traceback" not in result.stdout
+    # no traceback of conduit's own; the server's log (the report's "| " lines) may carry one for the model
+    ours = [line for line in result.stdout.splitlines() if not line.startswith("        | ")]
+    assert "Traceback" not in "\n".join(ours) and "Traceback" not in result.stderr
 
 
 def test_pip_settings_stay_out_of_the_final_image(engine: Any, examples: Path, tmp_path: Path) -> None:
