@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import conduit
+from conftest import conduit, start_server
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -109,3 +109,20 @@ def test_debug_is_accepted_anywhere(tmp_path: Path, where: str) -> None:
     result = conduit(*argv, cwd=tmp_path)
     assert result.returncode == 2
     assert "Traceback (most recent call last)" in result.stderr and "ConfigError" in result.stderr
+
+
+def test_serve_debug_puts_the_details_into_500_bodies(tmp_path: Path) -> None:
+    """`conduit serve --debug` hands debug=True to the runtime; without it a 500 says nothing inside."""
+    import httpx
+
+    (tmp_path / "model.py").write_text("class Model:\n    def predict(self, data):\n"
+                                       "        raise RuntimeError('boom-detail-1234')\n")
+    (tmp_path / "conduit.yaml").write_text(MINIMAL)
+    servers = [start_server(tmp_path / "conduit.yaml", tmp_path, key=None, extra=extra) for extra in ((), ("--debug",))]
+    try:
+        bodies = [httpx.post(s.url + "/predict", json=[1], timeout=10) for s in servers]
+    finally:
+        for server in servers:
+            server.stop()
+    assert [b.status_code for b in bodies] == [500, 500]
+    assert "boom-detail-1234" not in bodies[0].text and "boom-detail-1234" in bodies[1].text
