@@ -116,7 +116,8 @@ def from_decoder(exc: BaseException) -> bool:
 FAILED = "the prediction failed; the server's log has the details under this run_id"
 
 
-def from_user_code(exc: BaseException, where: str, rejects: Callable[[BaseException], bool] | None = None) -> ServerError:
+def from_user_code(exc: BaseException, where: str,
+                   rejects: Callable[[BaseException], str | None] | None = None) -> ServerError:
     """Read an exception raised by a hook or a model as a 422 or a 500;
     `rejects` tells a model library's own input errors."""
     if isinstance(exc, ServerError):

@@ -155,7 +155,7 @@ def feature_count(estimator: Any) -> int | None:
         count = getattr(estimator, "n_features_in_", None)  # XGBoost raises before it is fitted
     except Exception:
         return None
-    return int(count) if isinstance(count, int) or hasattr(count, "__index__") else None
+    return int(count) if count is not None and hasattr(count, "__index__") else None
 
 
 def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
@@ -270,11 +270,10 @@ def load_python(project_dir: Path, ref: str) -> Model:
     if callable(load):
         load(project_dir) if positional_arity(load) >= 1 else load()
     predict = instance.predict
-    options = {"coerce": identity, "thread_safe": bool(getattr(cls, "thread_safe", False)),
-               "is_async": inspect.iscoroutinefunction(predict)}
-    if positional_arity(predict) >= 2:
-        return Model(call=lambda x, files, params: predict(x, files), **options)
-    return Model(call=lambda x, files, params: predict(x), **options)
+    call: Call = (lambda x, files, params: predict(x, files)) if positional_arity(predict) >= 2 else (
+        lambda x, files, params: predict(x))
+    return Model(call=call, coerce=identity, thread_safe=bool(getattr(cls, "thread_safe", False)),
+                 is_async=inspect.iscoroutinefunction(predict))
 
 
 LOADERS: dict[str, Callable[[Path, dict[str, Any], bool], Model]] = {

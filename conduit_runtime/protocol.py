@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .errors import BadRequest, ServerError
@@ -63,19 +64,13 @@ def _skip(text: str, at: int) -> int:
 
 def _array(text: str, at: int) -> tuple[list[Any], int]:
     items: list[Any] = []
-    at = _skip(text, at + 1)
-    if text.startswith("]", at):
-        return items, at + 1
-    while True:
-        item, at = _decoder.raw_decode(text, at)
-        items.append(item)
-        at = _skip(text, at)
-        if text.startswith(",", at):
-            at = _skip(text, at + 1)
-        elif text.startswith("]", at):
-            return items, at + 1
-        else:
-            raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
+
+    def item(at: int) -> int:
+        value, end = _decoder.raw_decode(text, at)
+        items.append(value)
+        return end
+
+    return items, _members(text, at, "]", item)
 
 
 def _object(text: str, at: int) -> tuple[Any, int]:
@@ -83,10 +78,8 @@ def _object(text: str, at: int) -> tuple[Any, int]:
     if not text.startswith("{", at):
         return _decoder.raw_decode(text, at)
     members: dict[str, Any] = {}
-    at = _skip(text, at + 1)
-    if text.startswith("}", at):
-        return members, at + 1
-    while True:
+
+    def member(at: int) -> int:
         if not text.startswith('"', at):
             raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
         key, at = _decoder.raw_decode(text, at)
@@ -95,11 +88,23 @@ def _object(text: str, at: int) -> tuple[Any, int]:
             raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
         at = _skip(text, at + 1)
         members[key], at = _array(text, at) if text.startswith("[", at) else _decoder.raw_decode(text, at)
-        at = _skip(text, at)
+        return at
+
+    return members, _members(text, at, "}", member)
+
+
+def _members(text: str, at: int, close: str, read: Callable[[int], int]) -> int:
+    """Read the comma-separated members of the list or object opened at `at`, each with
+    `read(start) -> end`; the index after its `close`."""
+    at = _skip(text, at + 1)
+    if text.startswith(close, at):
+        return at + 1
+    while True:
+        at = _skip(text, read(at))
         if text.startswith(",", at):
             at = _skip(text, at + 1)
-        elif text.startswith("}", at):
-            return members, at + 1
+        elif text.startswith(close, at):
+            return at + 1
         else:
             raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
 

@@ -7,8 +7,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,28 @@ def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_re
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"conduit serve never answered {path} within {timeout} s:\n{server.logs()}")
+
+
+def metric(server: Server, name: str) -> float:
+    """The value of a metric of /metrics, summed over its labels."""
+    text = httpx.get(server.url + "/metrics", timeout=5).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def in_background(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Run `call` in a thread; its result lands in the list."""
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
+    thread.start()
+    return thread, out
 
 
 @pytest.fixture(scope="session")

@@ -91,8 +91,8 @@ class PredictEndpoint:
         except ClientDisconnect:
             return  # nobody is left to answer
         except Exception as exc:  # a bug of ours: still one JSON answer, never a traceback
-            error = ServerError("the server failed; its log has the details under this run_id", detail=repr(exc))
-            content, status = error_body(error, run_id, self.debug), 500
+            bug = ServerError("the server failed; its log has the details under this run_id", detail=repr(exc))
+            content, status = error_body(bug, run_id, self.debug), 500
             failure = {"error": "internal_error", **exception_record(exc)}
         elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
         self.metrics.observe(status, elapsed_ms / 1000)
@@ -126,6 +126,7 @@ class PredictEndpoint:
 
         def ended() -> None:
             place.leave_overdue()
+            assert job is not None
             job.close()
 
         working.add_done_callback(lambda _: loop.call_soon_threadsafe(ended))

@@ -10,17 +10,16 @@ import json
 import re
 import select
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import API_KEY
+from conftest import API_KEY, in_background, metric, wait_for
 from PIL import Image
 
 LIMIT = 1024 * 1024  # max_body_mb: 1 on the picky server
@@ -199,24 +198,10 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None,
     return body
 
 
-def metric(server: Any, name: str) -> float:
-    text = httpx.get(server.url + "/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 10, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
-def in_background(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, list[httpx.Response]]:
-    out: list[httpx.Response] = []
-    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
-    thread.start()
-    return thread, out
 
 
 # -- 400 ---------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import socket
 import statistics
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import API_KEY, Server, start_server
+from conftest import API_KEY, Server, in_background, metric, start_server, wait_for
 
 MODEL = '''
 import asyncio
@@ -146,23 +145,10 @@ def post(server: Server, **kwargs: Any) -> httpx.Response:
     return httpx.post(server.url + "/predict", headers=headers, timeout=60, **kwargs)
 
 
-def metric(server: Server, name: str) -> float:
-    text = httpx.get(server.url + "/metrics", timeout=5).text
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
-def in_background(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
-    out: list[Any] = []
-    thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
-    thread.start()
-    return thread, out
 
 
 def connect(server: Server) -> socket.socket:
