@@ -47,7 +47,9 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
 
     async def ready(request: HTTPRequest) -> Response:
         if not service.ready:
-            return error_response(NotReady(service.problem))
+            # A start-up that failed will not get better: the code says so (deploy and
+            # `conduit test` stop waiting at once), the message never says why (the log does).
+            return error_response(NotReady(service.problem, "startup_failed" if service.failed else None))
         if admission.wedged:
             return error_response(NotReady(WEDGED))
         return Response(b'{"status":"ready"}', media_type=JSON)

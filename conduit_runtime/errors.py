@@ -10,7 +10,7 @@
       ├── InputRejected        422  invalid_input
       ├── Overloaded           429  overloaded
       ├── ModelFailed          500  model_error
-      ├── NotReady             503  not_ready
+      ├── NotReady             503  not_ready | startup_failed (/ready, when start-up failed for good)
       └── TimedOut             504  timeout
 
 Hooks and models may raise InputRejected themselves; ValueError, TypeError,

@@ -31,6 +31,7 @@ class Service:
         self.ready = False
         self.problem = LOADING  # why not ready, as a client may read it (no internals)
         self.draining = False
+        self.failed = False  # start-up failed for good: /ready says startup_failed
         self.pool = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="conduit-model")
 
     # -- start-up ---------------------------------------------------------
@@ -44,6 +45,7 @@ class Service:
                 self.predict(self.warmup_request())
         except Exception as exc:
             self.problem = FAILED
+            self.failed = True
             log({"event": "load_failed", "error": f"{type(exc).__name__}: {exc}"[:1000], **exception_record(exc)})
             raise
         # Objects alive now live for the whole process: keep the collector off them.

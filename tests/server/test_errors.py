@@ -645,7 +645,7 @@ def test_503_for_good_when_the_model_fails_to_load(servers: dict[str, Any]) -> N
     for _ in range(2):
         assert httpx.get(broken.url + "/health", timeout=5).status_code == 200
         ready = httpx.get(broken.url + "/ready", timeout=5)
-        assert_error(ready, 503, "not_ready", in_message="start-up failed")
+        assert_error(ready, 503, "startup_failed", in_message="start-up failed")
         assert_error(post(broken, json=[1]), 503, "not_ready", in_message="start-up failed")
         assert "corrupt" not in ready.text and "RuntimeError" not in ready.text, "no exception text without a key"
         time.sleep(0.3)
@@ -676,7 +676,7 @@ def test_503_when_the_warm_up_fails(servers: dict[str, Any]) -> None:
     (bad.root / "release").write_text("go")
     wait_for(lambda: "load_failed" in bad.logs(), what="the warm-up to fail")
     ready = httpx.get(bad.url + "/ready", timeout=5)
-    assert_error(ready, 503, "not_ready", in_message="start-up failed")
+    assert_error(ready, 503, "startup_failed", in_message="start-up failed")
     assert "warm-up input refused" not in ready.text
     assert "warm-up input refused" in bad.logs()
     assert_error(post(bad, json=[1]), 503, "not_ready")
