@@ -312,8 +312,7 @@ def test_predict_usage_problems_are_exit_2(project: Path, args: list[str], words
 
 def test_python_m_and_the_console_script_agree(project: Path) -> None:
     script = shutil.which("conduit")
-    if script is None:
-        pytest.skip("the conduit console script is not on PATH")
+    assert script is not None, "the conduit console script is not on PATH (scripts/setup installs the package)"
     import subprocess
 
     result = subprocess.run([script, "validate"], cwd=project, capture_output=True, text=True, check=False)
