@@ -29,7 +29,6 @@ class Example:
     name: str
     data: Any
     files: tuple[str, ...] = ()
-    form: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,7 +64,6 @@ class ServerSpec:
                 name=warmup["name"],
                 data=warmup.get("data"),
                 files=tuple(warmup.get("files", ())),
-                form=warmup.get("form", False),
             )
             if warmup
             else None,

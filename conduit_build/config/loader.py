@@ -46,7 +46,7 @@ class Project:
         if config.tests:
             first = config.tests[0]
             if first.form is not None:
-                warmup = {"name": first.name, "data": first.form.data, "files": first.form.files, "form": True}
+                warmup = {"name": first.name, "data": first.form.data, "files": first.form.files}
             else:
                 warmup = {"name": first.name, "data": first.json_}
         return {
