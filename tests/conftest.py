@@ -115,6 +115,23 @@ def in_background(call: Callable[[], object]) -> tuple[threading.Thread, list[ob
     return thread, out
 
 
+def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """An HTTP/1.1 answer read off a raw socket: status, header fields (lower-case names), body."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        piece = sock.recv(65536)
+        assert piece, f"closed before an answer: {answer!r}"
+        answer += piece
+    top, _, body = answer.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    while len(body) < int(fields["content-length"]):
+        piece = sock.recv(65536)
+        assert piece
+        body += piece
+    return int(lines[0].split()[1]), fields, body
+
+
 @pytest.fixture(scope="session")
 def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """serve(path_to_conduit_yaml, key=..., wait_ready=...) → a running Server;

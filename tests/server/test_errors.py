@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import API_KEY, in_background, metric, wait_for
+from conftest import API_KEY, in_background, metric, read_answer, wait_for
 from PIL import Image
 
 LIMIT = 1024 * 1024  # max_body_mb: 1 on the picky server
@@ -394,19 +394,7 @@ def raw_request(server: Any, headers: list[bytes], send: Iterator[bytes]) -> tup
                 pending = pending[count:]
                 raw_request.sent += count  # type: ignore[attr-defined]
         sock.setblocking(True)
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            piece = sock.recv(65536)
-            assert piece, f"the connection closed before an answer: {answer!r}"
-            answer += piece
-        head_bytes, _, body = answer.partition(b"\r\n\r\n")
-        lines = head_bytes.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        fields = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
-        while len(body) < int(fields["content-length"]):
-            piece = sock.recv(65536)
-            assert piece
-            body += piece
+        status, fields, body = read_answer(sock)
         return status, fields, body
 
 

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from conftest import API_KEY, Server, in_background, metric, start_server, wait_for
+from conftest import API_KEY, Server, in_background, metric, read_answer, start_server, wait_for
 
 MODEL = '''
 import asyncio
@@ -159,22 +159,6 @@ def connect(server: Server) -> socket.socket:
 def head(server: Server, length: int, content_type: str = "application/json", extra: str = "") -> bytes:
     return (f"POST /predict HTTP/1.1\r\nHost: {urlsplit(server.url).netloc}\r\nAuthorization: {API_KEY}\r\n"
             f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n{extra}\r\n").encode()
-
-
-def read_answer(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
-    answer = b""
-    while b"\r\n\r\n" not in answer:
-        piece = sock.recv(65536)
-        assert piece, f"closed before an answer: {answer!r}"
-        answer += piece
-    top, _, body = answer.partition(b"\r\n\r\n")
-    lines = top.decode("latin-1").split("\r\n")
-    fields = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-    while len(body) < int(fields["content-length"]):
-        piece = sock.recv(65536)
-        assert piece
-        body += piece
-    return int(lines[0].split()[1]), fields, body
 
 
 class HealthWatch:
