@@ -150,7 +150,10 @@ def main() -> None:
     print(f"{args.clients} clients × {args.mb} MB, max_body_mb 100, max_concurrency 4, max_queue 64")
     print(f"answers: {dict(sorted(statuses.items()))} (0 = connection closed before an answer)")
     print(f"server peak RSS: {before:.0f} MiB before, {after:.0f} MiB after the flood (target: under 1024)")
-    print(f"slowest /health: {max(times) * 1000:.0f} ms of {len(times)} probes; took {took:.1f} s")
+    times.sort()
+    print(f"/health during the flood: median {times[len(times) // 2] * 1000:.0f} ms, 95th percentile "
+          f"{times[int(len(times) * 0.95)] * 1000:.0f} ms, slowest {times[-1] * 1000:.0f} ms of {len(times)} probes; "
+          f"the flood took {took:.1f} s")
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ def serve(spec: ServerSpec, host: str = "0.0.0.0", port: int | None = None, debu
         log_level="warning",
         access_log=False,  # one JSON line per prediction is logged by the app itself
         server_header=False,
-        # Connections beyond what admission can take (each of those is answered 429
-        # at once) plus room for probes and scrapes; past it uvicorn answers 503.
-        limit_concurrency=2 * (spec.max_concurrency + spec.max_queue) + 32,
+        # A safety net against connection floods, well above what admission takes: those
+        # past admission get our 429 at once, not uvicorn's plain-text 503. An idle or
+        # refused connection costs little (uvicorn stops reading a body past 64 KiB).
+        limit_concurrency=10 * (spec.max_concurrency + spec.max_queue) + 100,
         timeout_graceful_shutdown=5,  # what is left once the app has drained: idle connections
     )
     DrainingServer(config, app, drain_s=spec.timeout_s + 1).run()
