@@ -245,7 +245,7 @@ class Conduit:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             raise PredictionError(500, ModelFailed.code, f"the model raised {type(exc).__name__}") from None
-        except TypeError as exc:  # not JSON: the server answers this with a 500 too
+        except (TypeError, OSError) as exc:  # not JSON, or an output file that cannot be read: a 500 there too
             raise PredictionError(500, ModelFailed.code, f"the result is not JSON: {exc}") from None
         finally:
             for upload in uploads:

@@ -10,6 +10,7 @@ Files are sent as the seed's curl sends them (a `data` JSON field, then one
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import mimetypes
@@ -90,6 +91,37 @@ def predict(url: str | None, config_path: str, data_text: str | None, files: lis
         return response.status_code, response.json()
     except ValueError:
         return response.status_code, response.text
+
+
+def save_outputs(answer: Any, folder: str | Path) -> Any:
+    """Write every data URL in an answer's result to a file in `folder` (output-0.png, …)
+    and put the file's path in its place; the rest of the answer is left as it is."""
+    folder = Path(folder)
+    count = 0
+
+    def visit(value: Any) -> Any:
+        nonlocal count
+        if isinstance(value, str) and value.startswith("data:") and ";base64," in value:
+            media_type, _, encoded = value[5:].partition(";base64,")
+            try:
+                content = base64.b64decode(encoded, validate=True)
+            except ValueError:
+                return value
+            suffix = mimetypes.guess_extension(media_type) or ".bin"
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"output-{count}{suffix}"
+            count += 1
+            path.write_bytes(content)
+            return str(path)
+        if isinstance(value, list):
+            return [visit(item) for item in value]
+        if isinstance(value, dict):
+            return {key: visit(item) for key, item in value.items()}
+        return value
+
+    if isinstance(answer, dict) and "result" in answer:
+        return {**answer, "result": visit(answer["result"])}
+    return answer
 
 
 # -- the Python client -----------------------------------------------------------------

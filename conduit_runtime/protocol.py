@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import BadRequest, ServerError
 from .files import UploadedFile
+from .outputs import as_data_url
 
 
 class Request:
@@ -146,9 +147,13 @@ def from_form(fields: dict[str, str], files: list[UploadedFile]) -> Request:
 
 
 def _jsonable(value: Any) -> Any:
-    """json.dumps fallback for what models return: arrays, tensors, numpy scalars, Docs."""
+    """json.dumps fallback for what models return: arrays, tensors, numpy scalars, Docs,
+    and files (bytes, PIL images, paths) as data URLs."""
     if hasattr(value, "tolist"):  # ndarray, numpy scalar, torch tensor
         return value.tolist()
+    url = as_data_url(value)
+    if url is not None:
+        return url
     if hasattr(value, "to_json"):  # spaCy Doc
         return value.to_json()
     if isinstance(value, (set, frozenset, tuple)):

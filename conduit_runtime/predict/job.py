@@ -58,7 +58,7 @@ class Job:
         answer = envelope(rows, self.run_id, round((time.perf_counter() - self.arrived) * 1000, 3))
         try:
             content = dumps_envelope(answer)
-        except TypeError as exc:  # a result JSON has no spelling for
+        except (TypeError, OSError) as exc:  # a result JSON has no spelling for, or an output file not there
             raise ModelFailed(FAILED, detail=str(exc)) from exc
         self.log_line = prediction_line(self.run_id, answer["prediction_ids"], 200, answer["run_time_ms"])
         return content
