@@ -76,7 +76,7 @@ class PredictEndpoint:
                 async with asyncio.timeout(self.timeout_s):
                     body = await read_body(content_type, content_length, receive, self.limit)
                     job = Job(self.service.flow, body, run_id, arrived)  # type: ignore[arg-type]
-                    await place.run()
+                    await self.take_slot(place, receive)
                     content = await job.run(self.service.pool)
             except TimeoutError:
                 raise TimedOut(f"no answer within server.timeout_s = {self.timeout_s:g} s") from None
@@ -111,6 +111,25 @@ class PredictEndpoint:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    @staticmethod
+    async def take_slot(place: Place, receive: Receive) -> None:
+        """Wait for a running slot; a client that goes away meanwhile is not run at all.
+        (Only a request that must wait watches its connection: the common case costs nothing.)"""
+        if not place.admission.slots.locked():
+            await place.run()
+            return
+        slot = asyncio.ensure_future(place.run())
+        gone = asyncio.ensure_future(receive())  # the body is read: the next message is the disconnect
+        try:
+            await asyncio.wait((slot, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not slot.done():
+                slot.cancel()
+                await asyncio.gather(slot, return_exceptions=True)
+            gone.cancel()
+        if not place.running:
+            raise ClientDisconnect()
 
     def leave(self, place: Place, job: Job | None) -> None:
         """Free the request's place and files, or, while its worker thread still runs

@@ -25,10 +25,10 @@ import pytest
 from conftest import API_KEY, Server, in_background, metric, read_answer, start_server, wait_for
 
 MODEL = '''
-import asyncio
 import hashlib
 import threading
 import time
+from pathlib import Path
 
 
 def sha256(upload):
@@ -48,6 +48,9 @@ class Model:
         self.most = 0
         self.lock = threading.Lock()
 
+    def load(self, project_dir):
+        self.ran = Path(project_dir) / "ran.txt"
+
     def predict(self, data, files):
         with self.lock:
             self.now += 1
@@ -56,6 +59,9 @@ class Model:
             if files:
                 return [{"name": f.name, "sha256": sha256(f)} for f in files]
             options = data[0] if data and isinstance(data[0], dict) else {}
+            if "record" in options:
+                with self.ran.open("a") as ran:
+                    ran.write(options["record"] + "\\n")
             time.sleep(options.get("sleep", 0))
             if "rows" in options:
                 return [[i, i + 0.5, "row"] for i in range(options["rows"])]
@@ -134,6 +140,7 @@ def servers(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, S
         model, server, hooks = SERVERS[name]
         config = project(tmp_path_factory.mktemp(name), name, model, server, hooks=hooks)
         started: Server = serve(config, timeout=180)
+        started.root = config.parent  # type: ignore[attr-defined]
         return started
 
     with ThreadPoolExecutor(len(SERVERS)) as pool:
@@ -311,6 +318,24 @@ def test_many_large_uploads_keep_memory_bounded(servers: dict[str, Server]) -> N
     # must stay far inside a liveness probe's timeout.
     assert statistics.median(watch.times) < 0.05, sorted(watch.times)[-5:]
     assert watch.slowest() < 0.5, sorted(watch.times)[-5:]
+
+
+def test_a_client_that_leaves_while_queued_is_never_run(servers: dict[str, Server]) -> None:
+    """max_concurrency 1: a request queued behind a slow one whose client disconnects is
+    dropped from the queue; the model never sees it."""
+    tight = servers["tight"]
+    running, out = in_background(lambda: post(tight, json=[{"sleep": 1.5, "record": "first"}]))
+    wait_for(lambda: metric(tight, "conduit_predictions_running") == 1, what="the slow prediction to run")
+    body = json.dumps([{"record": "left-early"}]).encode()
+    with connect(tight) as sock:
+        sock.sendall(head(tight, len(body)) + body)
+        wait_for(lambda: metric(tight, "conduit_predictions_queued") == 1, what="the request to queue")
+    running.join()
+    assert out[0].status_code == 200
+    wait_for(lambda: metric(tight, "conduit_predictions_queued") == 0, what="the queue to empty")
+    assert post(tight, json=[{"record": "after"}]).status_code == 200
+    recorded = (tight.root / "ran.txt").read_text().split()  # type: ignore[attr-defined]
+    assert recorded == ["first", "after"], recorded
 
 
 # -- 2 and 3. CPU work off the event loop, the body held once ------------------------------------
