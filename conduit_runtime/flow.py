@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import threading
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +147,11 @@ class Flow:
     def plan(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Plan:
         for stage in self.stages:
             data = yield from stage.plan(data, files, parameters)
+        # A model or post hook that yields its result in chunks: collected for the envelope.
+        if hasattr(data, "__aiter__"):
+            return (yield COLLECT_ASYNC, (data,))
+        if is_stream(data):
+            return (yield COLLECT, (data,))
         return data
 
     def run(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
@@ -156,6 +162,24 @@ class Flow:
             call, args = value
             done, value = drive(plan, run_coroutine(call.call_async(*args)))
         return value
+
+
+def is_stream(value: Any) -> bool:
+    """A generator or other iterator a model returned (not a file, which is one too)."""
+    return isinstance(value, Iterator) and not isinstance(value, io.IOBase)
+
+
+def joined(chunks: list[Any]) -> Any:
+    """The chunks as a list, or one string when they all are strings (generated text)."""
+    return "".join(chunks) if chunks and all(isinstance(chunk, str) for chunk in chunks) else chunks
+
+
+async def collect_async(stream: AsyncIterator[Any]) -> Any:
+    return joined([chunk async for chunk in stream])
+
+
+COLLECT = Call(lambda stream: joined(list(stream)), "the result's stream")
+COLLECT_ASYNC = Call(collect_async, "the result's stream", is_async=True)
 
 
 def drive(plan: Plan, value: Any = None) -> tuple[bool, Any]:

@@ -100,3 +100,41 @@ def test_sniff_knows_common_types() -> None:
     assert sniff(b"RIFF\x00\x00\x00\x00WAVEfmt ") == "audio/wav"
     assert sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
     assert sniff(b"hello") == "application/octet-stream"
+
+
+STREAMING = '''
+import asyncio
+
+
+class Words:
+    def predict(self, data):
+        for word in ("Conduit ", "streams ", "text"):
+            yield word
+
+
+class Rows:
+    async def predict(self, data):
+        for i in range(3):
+            await asyncio.sleep(0.01)
+            yield {"chunk": i}
+'''
+
+
+def test_generator_results_are_collected_into_the_envelope(serve: Any, tmp_path: Path) -> None:
+    """Without `Accept: text/event-stream` a model that yields its result in chunks answers
+    with the usual envelope: the chunks joined (one string when all are strings) or listed."""
+    answers = {}
+    for cls in ("Words", "Rows"):
+        folder = tmp_path / cls.lower()
+        folder.mkdir()
+        (folder / "model.py").write_text(STREAMING)
+        (folder / "conduit.yaml").write_text(
+            f"name: {cls.lower()}\nmodels:\n  - type: python\n    file: model.py:{cls}\n"
+            "tests:\n  - name: one\n    json: [1]\n")
+        server = serve(folder / "conduit.yaml")
+        response = httpx.post(server.url + "/predict", json=[1], headers=server.headers, timeout=30)
+        assert response.status_code == 200, response.text
+        answers[cls] = response.json()
+    assert answers["Words"]["result"] == ["Conduit streams text"]
+    assert answers["Rows"]["result"] == [{"chunk": 0}, {"chunk": 1}, {"chunk": 2}]
+    assert len(answers["Rows"]["prediction_ids"]) == 3
