@@ -144,10 +144,13 @@ class Flow:
     def load(cls, spec: ServerSpec) -> Flow:
         return cls([load_stage(spec, index, stage) for index, stage in enumerate(spec.stages)])
 
-    def plan(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Plan:
+    def plan(self, data: Any, files: list[Any], parameters: dict[str, Any], collect: bool = True) -> Plan:
         for stage in self.stages:
             data = yield from stage.plan(data, files, parameters)
-        # A model or post hook that yields its result in chunks: collected for the envelope.
+        # A model or post hook that yields its result in chunks: collected for the envelope,
+        # unless the caller streams them (Server-Sent Events).
+        if not collect:
+            return data
         if hasattr(data, "__aiter__"):
             return (yield COLLECT_ASYNC, (data,))
         if is_stream(data):

@@ -103,7 +103,15 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
             },
         },
         "responses": {
-            "200": {"description": "Prediction", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}}}},
+            "200": {"description": "Prediction", "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Envelope"}},
+                "text/event-stream": {
+                    "schema": {"type": "string"},
+                    "description": "With `Accept: text/event-stream`: Server-Sent Events, one `output` per chunk of a "
+                                   "chunked (generator) result, then `completed` with the envelope, or `error` with "
+                                   "the error body.",
+                },
+            }},
             **{code: {"description": text, "content": error_ref} for code, text in ERRORS.items()},
         },
     }

@@ -26,9 +26,17 @@ from ..protocol import error_body
 from ..service import Service
 from .admission import Admission, Place
 from .body import Receive, read_body
+from .events import send_events
 from .job import Job
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+def failure_of(error: ServerError | None) -> dict[str, Any] | None:
+    """What the log line of a 5xx keeps: the code, our detail, and the exception under it."""
+    if error is None or error.status < 500:
+        return None
+    return {"error": error.code, "detail": error.detail, **(exception_record(error) if error.__cause__ else {})}
 
 
 class PredictEndpoint:
@@ -54,7 +62,7 @@ class PredictEndpoint:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         arrived = time.perf_counter()
         run_id = str(uuid.uuid4())
-        authorization = content_type = content_length = request_id = None
+        authorization = content_type = content_length = request_id = accept = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -64,6 +72,9 @@ class PredictEndpoint:
                 content_length = value
             elif name == b"x-request-id":
                 request_id = value
+            elif name == b"accept":
+                accept = value
+        events = accept is not None and b"text/event-stream" in accept
         job: Job | None = None
         failure = None
         try:
@@ -75,31 +86,31 @@ class PredictEndpoint:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(self.timeout_s):
                     body = await read_body(content_type, content_length, receive, self.limit)
-                    job = Job(self.service.flow, body, run_id, arrived)  # type: ignore[arg-type]
+                    job = Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
                     await self.take_slot(place, receive)
-                    content = await job.run(self.service.pool)
+                    result = await job.run(self.service.pool)
+                if events:  # the answer is begun: from here on every outcome is an event
+                    left = self.timeout_s - (time.perf_counter() - arrived)
+                    status, error = await send_events(send, receive, job, result, self.service.pool,
+                                                      request_id or run_id.encode(), left, self.debug)
+                    self.record(status, arrived, run_id, job if status == 200 else None, failure_of(error))
+                    return
             except TimeoutError:
                 raise TimedOut(f"no answer within server.timeout_s = {self.timeout_s:g} s") from None
             finally:
                 self.leave(place, job)
-            status = 200
+            assert isinstance(result, bytes)
+            content, status = result, 200
         except ServerError as error:
             content, status = error_body(error, run_id, self.debug), error.status
-            if status >= 500:
-                failure = {"error": error.code, "detail": error.detail,
-                           **(exception_record(error) if error.__cause__ else {})}
+            failure = failure_of(error)
         except ClientDisconnect:
             return  # nobody is left to answer
         except Exception as exc:  # a bug of ours: still one JSON answer, never a traceback
             bug = ServerError("the server failed; its log has the details under this run_id", detail=repr(exc))
             content, status = error_body(bug, run_id, self.debug), 500
             failure = {"error": "internal_error", **exception_record(exc)}
-        elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
-        self.metrics.observe(status, elapsed_ms / 1000)
-        if status == 200 and job is not None:
-            write_line(job.log_line)
-        else:
-            log_prediction(run_id, [], status, elapsed_ms, failure)
+        self.record(status, arrived, run_id, job if status == 200 else None, failure)
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(content)).encode()),
@@ -111,6 +122,15 @@ class PredictEndpoint:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    def record(self, status: int, arrived: float, run_id: str, done: Job | None, failure: dict[str, Any] | None) -> None:
+        """The answer's metrics sample and log line (a success's line was made in the worker)."""
+        elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
+        self.metrics.observe(status, elapsed_ms / 1000)
+        if done is not None:
+            write_line(done.log_line)
+        else:
+            log_prediction(run_id, [], status, elapsed_ms, failure)
 
     @staticmethod
     async def take_slot(place: Place, receive: Receive) -> None:

@@ -14,15 +14,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from ..errors import FAILED, ModelFailed
-from ..flow import Flow, Plan, drive
+from ..flow import Flow, Plan, drive, is_stream
 from ..log import prediction_line
 from ..protocol import Request, as_rows, dumps_envelope, envelope, from_form, from_json_body
 from .body import Body
 
 
+class Stream:
+    """A result that comes in chunks, for the caller to send as events."""
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.is_async = hasattr(source, "__aiter__")
+
+
 class Job:
-    def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float) -> None:
+    def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float, streaming: bool = False) -> None:
         self.flow = flow
+        self.streaming = streaming  # the client asked for events: a chunked result is not collected
         self.body: Body | None = body
         self.files = body.files
         self.run_id = run_id
@@ -34,15 +43,19 @@ class Job:
     # -- in a worker thread ----------------------------------------------------------
     def start(self) -> tuple[bool, Any]:
         request = self.parse()
-        self.plan = self.flow.plan(request.data, request.files, request.parameters)
+        self.plan = self.flow.plan(request.data, request.files, request.parameters, collect=not self.streaming)
         return self.resume(None)
 
     def resume(self, value: Any) -> tuple[bool, Any]:
         """Run until the plan needs an async call (False, (call, args)), or the
-        serialized answer (True, bytes)."""
+        serialized answer (True, bytes), or a chunked result to stream (True, Stream)."""
         assert self.plan is not None
         done, value = drive(self.plan, value)
-        return (True, self.serialize(value)) if done else (False, value)
+        if not done:
+            return False, value
+        if self.streaming and (is_stream(value) or hasattr(value, "__aiter__")):
+            return True, Stream(value)
+        return True, self.serialize(value)
 
     def parse(self) -> Request:
         body, self.body = self.body, None  # the raw JSON is dropped as soon as it is parsed
@@ -68,13 +81,13 @@ class Job:
             upload.close()
 
     # -- on the event loop ---------------------------------------------------------------
-    async def run(self, pool: ThreadPoolExecutor) -> bytes:
-        """The answer's bytes."""
+    async def run(self, pool: ThreadPoolExecutor) -> bytes | Stream:
+        """The answer's bytes, or the Stream of a chunked result when streaming."""
         done, value = await self.hop(pool, self.start)
         while not done:
             call, args = value
             done, value = await self.hop(pool, self.resume, await call.call_async(*args))
-        content: bytes = value
+        content: bytes | Stream = value
         return content
 
     async def hop(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> tuple[bool, Any]:
