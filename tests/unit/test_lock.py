@@ -82,3 +82,17 @@ def test_unresolvable_requirements_fail_with_uvs_reason(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: uv could not resolve the requirements for cpu, python 3.11:")
     assert "conduit-no-such-package" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "conduit.lock").exists()
+
+
+def test_plain_build_locks_a_stale_lock_again_and_says_so(tmp_path: Path) -> None:
+    """Without --locked, a stale lock is resolved again (like `uv sync`) before anything is
+    built; here no engine answers, so the build itself then fails (exit 1) after the lock."""
+    config = project(tmp_path, "[joblib==1.4.2]")
+    lock(config)
+    project(tmp_path, "[joblib==1.4.2, threadpoolctl==3.5.0]")
+    result = conduit("build", "-f", str(config), env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("warning: conduit.lock is stale (the requirements changed since the lock was "
+                                    "written): locking again\n")
+    assert versions(config)["threadpoolctl"] == "3.5.0" and versions(config)["joblib"] == "1.4.2"
+    assert conduit("validate", "-f", str(config)).stderr == ""  # current again
