@@ -9,8 +9,10 @@ ARG UV_INDEX_URL
 ARG UV_EXTRA_INDEX_URL
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore \
     UV_SYSTEM_CERTS=1 UV_NO_PROGRESS=1 UV_LINK_MODE=copy UV_PYTHON=/opt/venv/bin/python NO_COLOR=1
-# uv, pinned, in a venv of its own that never leaves this stage; the image's venv gets no pip.
-RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --quiet uv==0.13.9 \
+# uv, pinned, in a venv of its own that never leaves this stage, installed by the base's pip
+# (`--python`: a venv without pip of its own takes 0.1 s to make, one with pip 6 s); the
+# image's venv gets no pip either.
+RUN python3 -m venv --without-pip /opt/uv && python3 -m pip --python /opt/uv/bin/python install --quiet uv==0.13.9 \
  && python3 -m venv --without-pip /opt/venv
 # Python deps, resolved here (no conduit.lock): rebuilt only when requirements.txt changes. What
 # was resolved is kept as a lock in the venv (`conduit lock --from-image` reads it), then installed.
