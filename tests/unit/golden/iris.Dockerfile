@@ -1,5 +1,4 @@
 # Rendered by Conduit for iris. Do not edit: change conduit.yaml or override a block.
-
 FROM python:3.11-slim AS builder
 # Package indexes, find-links and certificates live in this stage only: the runtime stage
 # below copies the finished venv and nothing else from here.
@@ -7,10 +6,8 @@ ARG PIP_INDEX_URL
 ARG PIP_EXTRA_INDEX_URL
 ARG UV_INDEX_URL
 ARG UV_EXTRA_INDEX_URL
-# UV_COMPILE_BYTECODE: the runtime user cannot write .pyc files, so without them every start
-# would compile numpy, scipy, … again (seconds before /ready).
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore \
-    UV_SYSTEM_CERTS=1 UV_NO_PROGRESS=1 UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1 UV_PYTHON=/opt/venv/bin/python NO_COLOR=1
+    UV_SYSTEM_CERTS=1 UV_NO_PROGRESS=1 UV_LINK_MODE=copy UV_PYTHON=/opt/venv/bin/python NO_COLOR=1
 # uv, pinned, in a venv of its own that never leaves this stage, installed by the base's pip
 # (`--python`: a venv without pip of its own takes 0.1 s to make, one with pip 6 s); the
 # image's venv gets no pip either.
@@ -22,7 +19,8 @@ COPY requirements.txt lock-header.txt /tmp/conduit/
 RUN cd /tmp/conduit \
  && /opt/uv/bin/uv pip compile --quiet --generate-hashes --no-header requirements.txt -o resolved.txt \
  && cat lock-header.txt resolved.txt > /opt/venv/conduit.lock \
- && /opt/uv/bin/uv pip sync --require-hashes /opt/venv/conduit.lock
+ && /opt/uv/bin/uv pip sync --require-hashes /opt/venv/conduit.lock \
+ && { /opt/venv/bin/python -m compileall -q -j 0 -x '/tests?/' /opt/venv/lib || true; }
 # The server runtime, byte-compiled here because the runtime user cannot write .pyc files.
 COPY conduit_runtime/ /opt/conduit/conduit_runtime/
 COPY main.py /opt/conduit/main.py
