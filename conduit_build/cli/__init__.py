@@ -16,10 +16,10 @@ import traceback
 from collections.abc import Sequence
 
 from ..errors import ConduitError, ConfigError
-from . import build, deploy, init, predict, push, render, schema, serve, status, test, validate
+from . import build, deploy, init, lock, predict, push, render, schema, serve, status, test, validate
 from .parser import add_common
 
-COMMANDS = (init, validate, schema, render, build, test, push, deploy, status, serve, predict)
+COMMANDS = (init, validate, schema, lock, render, build, test, push, deploy, status, serve, predict)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""`conduit build [--tag T] [--no-cache]`: the image, with its progress streamed to stderr."""
+"""`conduit build [--tag T] [--no-cache] [--locked]`: the image, with its progress streamed to stderr."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .progress import printer
 def run(args: argparse.Namespace) -> int:
     from ..image.build import build_image
 
-    built = build_image(project(args), args.tag, args.no_cache, printer(args.json, args.quiet))
+    built = build_image(project(args), args.tag, args.no_cache, printer(args.json, args.quiet), args.locked)
     if built.cached:
         message = f"{built.tag}: up to date (an image with context hash {built.context_hash[:12]} exists)"
     else:
@@ -26,4 +26,6 @@ def add(commands: Commands) -> None:
     sub = command(commands, "build", run, "build the image through the Docker SDK, streaming progress")
     sub.add_argument("--tag", help="image tag (default: <image.repository or name>:<context hash[:12]>)")
     sub.add_argument("--no-cache", action="store_true", help="rebuild every layer")
+    sub.add_argument("--locked", action="store_true",
+                     help="install conduit.lock as it is: refuse (exit 2) when it is missing or stale")
     sub.add_argument("-q", "--quiet", action="store_true", help="print only the result")

@@ -16,6 +16,8 @@ def printer(as_json: bool, quiet: bool) -> Callable[[Progress], None]:
     def show(event: Progress) -> None:
         if as_json:
             print(json.dumps(asdict(event)), file=sys.stderr, flush=True)
+        elif event.kind == "note":
+            print(f"warning: {event.text}", file=sys.stderr, flush=True)
         elif quiet:
             return
         elif event.kind == "step":

@@ -1,18 +1,25 @@
 """`conduit build` and `conduit push`: render, then build through the SDK unless an
 image of the same context hash exists already (a no-op rebuild answers at once);
-push to image.repository and find what was pushed."""
+push to image.repository and find what was pushed.
+
+With conduit.lock the image installs exactly the lock (a stale one is locked again first,
+or refused under `--locked`); without one the builder resolves, and the image is labelled
+with the digest of what it installed, read back from the image after the build."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..config import Project
-from ..errors import ConduitError, UsageError
+from ..errors import BuildError, ConduitError, UsageError
 from . import engine
-from .context import render
+from .context import INSTALLED_LABEL, render
 from .engine import Progress
+from .lock import INSTALLED_PATH, lock_project, lock_status
+from .lockfile import LockFile
 
 
 @dataclass(frozen=True)
@@ -37,19 +44,58 @@ def default_tag(project: Project, context_hash: str | None = None) -> str:
 
 
 def build_image(project: Project, tag: str | None = None, no_cache: bool = False,
-                on_progress: Callable[[Progress], None] = lambda event: None) -> Built:
+                on_progress: Callable[[Progress], None] = lambda event: None, locked: bool = False) -> Built:
+    check_lock(project, locked, on_progress)
     context = render(project)
     tag = tag or default_tag(project, context.hash)
     client = engine.client()
     if not no_cache:
-        existing = engine.find_by_hash(client, context.hash)
+        existing = engine.find_by_hash(client, context.hash, INSTALLED_LABEL)
         if existing is not None:
             if tag not in existing.tags:
                 engine.tag_image(client, existing, tag)
             return Built(tag, existing.id, context.hash, cached=True)
     with context.tar() as tar:
-        image_id = engine.build(client, tar, tag, context.build_args, context.labels(), no_cache, on_progress)
+        try:
+            image_id = engine.build(client, tar, tag, context.build_args, context.labels(), no_cache, on_progress)
+        except BuildError as error:
+            raise hash_mismatch(error) or error from None
+    if not context.installed_digest:  # resolved in the builder: label the image with what it got
+        recorded = engine.read_file(client, image_id, INSTALLED_PATH)
+        if recorded is None:
+            raise BuildError(f"the image has no {INSTALLED_PATH}", "does your Dockerfile template keep the python_deps block?")
+        digest = LockFile.parse(recorded.decode(), f"{tag}:{INSTALLED_PATH}").installed_digest()
+        image_id = engine.relabel(client, image_id, tag, {INSTALLED_LABEL: digest})
     return Built(tag, image_id, context.hash, cached=False)
+
+
+def check_lock(project: Project, locked: bool, on_progress: Callable[[Progress], None]) -> None:
+    """`--locked`: conduit.lock must exist and fit conduit.yaml (exit 2 otherwise). Without it,
+    a stale lock is resolved again (its pins kept where they still fit) before the build."""
+    status = lock_status(project)
+    fix = "run `conduit lock` and commit conduit.lock"
+    if locked and not status.present:
+        raise UsageError(f"--locked: there is no {status.path}", fix)
+    if locked and status.stale:
+        raise UsageError(f"--locked: {status.path} is stale: {'; '.join(status.stale)}", fix)
+    if status.stale:
+        on_progress(Progress("note", f"{status.path.name} is stale ({'; '.join(status.stale)}): locking again"))
+        lock_project(project)
+
+
+def hash_mismatch(error: BuildError) -> BuildError | None:
+    """uv's hash failure (over several lines of the build log) as one line: which file, the
+    hashes the lock allows and the one the index served, and what to do."""
+    text = error.message
+    found = re.search(r"Hash mismatch for `([^`]+)`", text)
+    if found is None:
+        return None
+    expected = re.search(r"Expected:\s*((?:sha256:[0-9a-f]+\s*)+)", text)
+    computed = re.search(r"Computed:\s*(sha256:[0-9a-f]+)", text)
+    allowed = ", ".join(h[:19] + "…" for h in expected.group(1).split()) if expected else "?"
+    served = computed.group(1)[:19] + "…" if computed else "?"
+    return BuildError(f"conduit.lock: hash mismatch for {found.group(1)}: the lock allows {allowed}, the index served {served}",
+                      "the lock was edited, or the index serves other files: check conduit.lock, or run `conduit lock` again")
 
 
 def push_image(project: Project, tag: str | None = None, environ: dict[str, str] | None = None) -> Pushed:

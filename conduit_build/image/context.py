@@ -4,7 +4,9 @@ The context holds only what the image needs:
 
     Dockerfile, .dockerignore
     main.py                 the server's entry point
-    requirements.txt        the user's requirements + the runtime's locked pins
+    conduit.lock            the project's lock, installed as is (hashes checked), when there is one;
+    requirements.txt        else the user's requirements + the runtime's pins, resolved in the
+    lock-header.txt         builder into a lock of the same format (its header from here)
     conduit_runtime/        the server runtime, copied as is
     model/                  the model files named by `models:`
     code/                   the rest of the project, as files.py selects it
@@ -37,10 +39,13 @@ from ..config import Project
 from ..errors import ConduitError, UsageError
 from ..templates import render as render_template
 from .files import OUTPUT_MARKER, select
+from .lockfile import LOCK_NAME, LockFile, lock_inputs, lock_path
 from .pip import PipSettings
-from .requirements import RUNTIME_DIR, pip_args, requirements_text, user_requirements
+from .requirements import RUNTIME_DIR, pip_args, user_requirements
 
 Source = bytes | Path
+UV_VERSION = "0.13.9"
+INSTALLED_LABEL = "conduit.installed-digest"  # sha256 of the installed set: names, versions, hashes
 # What the `conduit.config` label shows: keys that cannot carry a credential. Index URLs,
 # requirements (a URL may hold a token), the requirements file and Docker hosts stay out.
 LABELLED: dict[str, Any] = {
@@ -61,6 +66,8 @@ class DockerfileContext:
     build_packages: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     pip_args: str
+    uv_version: str  # the uv the builder installs (pinned: the same uv resolves the same way)
+    locked: bool  # install conduit.lock as is; else resolve requirements.txt in the builder
     ca_bundle: bool
     find_links: bool
     model_files: bool  # is there a model/ folder to copy (python models have none)
@@ -72,6 +79,7 @@ class BuildContext:
     files: dict[str, Source] = field(default_factory=dict)
     build_args: dict[str, str] = field(default_factory=dict)
     resolved_config: str = ""
+    installed_digest: str = ""  # of the installed set, when a lock says it before the build
 
     hash: str = ""  # set once rendering is complete: the files as they were then
 
@@ -83,7 +91,10 @@ class BuildContext:
         return self
 
     def labels(self) -> dict[str, str]:
-        return {"conduit.config": self.resolved_config, "conduit.context-hash": self.hash}
+        labels = {"conduit.config": self.resolved_config, "conduit.context-hash": self.hash}
+        if self.installed_digest:
+            labels[INSTALLED_LABEL] = self.installed_digest
+        return labels
 
     def write(self, out: Path) -> None:
         """Write the context into `out`, replacing an earlier context there (never other files):
@@ -141,7 +152,15 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
     context = BuildContext(build_args=pip.build_args(), resolved_config=labelled_yaml(project))
     files = context.files
     requirements = user_requirements(project)
-    files["requirements.txt"] = requirements_text(requirements, config.hardware.gpu).encode()
+    inputs = lock_inputs(project, pip)
+    lock_file = lock_path(project)
+    lock = LockFile.read(lock_file) if lock_file.is_file() else None
+    if lock is not None:
+        files[LOCK_NAME] = lock.text().encode()
+        context.installed_digest = lock.installed_digest()
+    else:
+        files["requirements.txt"] = inputs.requirements.encode()
+        files["lock-header.txt"] = inputs.header().encode()
     for path in sorted(RUNTIME_DIR.rglob("*")):
         if path.is_file() and path.suffix in (".py", ".txt") and "__pycache__" not in path.parts:
             files[f"conduit_runtime/{path.relative_to(RUNTIME_DIR).as_posix()}"] = path
@@ -156,7 +175,7 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
             if wheel.is_file():
                 files[f"build/find-links/{wheel.name}"] = wheel
     files[".dockerignore"] = render_template("dockerignore.j2").encode()
-    ctx = dockerfile_context(project, requirements, pip, bool(selection.model), bool(selection.code))
+    ctx = dockerfile_context(project, requirements, pip, bool(selection.model), bool(selection.code), lock is not None)
     own = config.image.dockerfile  # the user's template, extending ours block by block
     files["Dockerfile"] = render_template(own or "Dockerfile.j2", project.root if own else None, ctx=ctx).encode()
     files["main.py"] = render_template("main.py.j2", ctx=ctx).encode()
@@ -170,7 +189,7 @@ def existing(path: Path, what: str) -> Path:
 
 
 def dockerfile_context(project: Project, requirements: list[str], pip: PipSettings, has_model: bool,
-                       has_code: bool) -> DockerfileContext:
+                       has_code: bool, locked: bool = False) -> DockerfileContext:
     config = project.config
     gpu = config.hardware.gpu
     env = dict(sorted(config.env.items()))
@@ -186,6 +205,8 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         build_packages=tuple(config.system_packages),
         env=tuple((name, json.dumps(value)) for name, value in env.items()),
         pip_args=pip_args(requirements, gpu),
+        uv_version=UV_VERSION,
+        locked=locked,
         ca_bundle=pip.ca_bundle is not None,
         find_links=pip.find_links is not None,
         model_files=has_model,

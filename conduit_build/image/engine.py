@@ -9,8 +9,12 @@ docker exception.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import re
+import tarfile
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,7 @@ from docker import DockerClient as Client
 from ..errors import BuildError, EngineError, RegistryError
 
 STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STANDBY_NETWORK = "conduit-standby"  # internal: a container on it alone publishes no port
 
 
@@ -96,16 +101,17 @@ class Progress:
     steps: int = 0
 
 
-def find_by_hash(engine: Client, context_hash: str) -> Any | None:
+def find_by_hash(engine: Client, context_hash: str, *labels: str) -> Any | None:
+    """An image labelled with this context hash (and carrying `labels`, whatever their values)."""
     with engine_errors("look up images"):
-        images = engine.images.list(filters={"label": f"conduit.context-hash={context_hash}"})
+        images = engine.images.list(filters={"label": [f"conduit.context-hash={context_hash}", *labels]})
     return images[0] if images else None
 
 
 def build(engine: Client, tar: IO[bytes], tag: str, build_args: dict[str, str], labels: dict[str, str],
           no_cache: bool = False, on_progress: Callable[[Progress], None] = lambda event: None) -> str:
     """Build a context tar through the legacy builder, streaming progress; the image id."""
-    current, log_tail = Progress("step", "", 0, 0), list[str]()
+    current, step_log = Progress("step", "", 0, 0), ""
     image_id = ""
     with engine_errors("build"):
         stream = engine.api.build(fileobj=tar, custom_context=True, tag=tag, buildargs=build_args, labels=labels,
@@ -113,19 +119,23 @@ def build(engine: Client, tar: IO[bytes], tag: str, build_args: dict[str, str], 
         for chunk in stream:
             if "error" in chunk:
                 on_progress(Progress("error", chunk["error"].strip(), current.step, current.steps))
-                tail = "\n".join(log_tail[-20:])
+                # the step's output as it was written (the engine splits it anywhere, and colours stderr)
+                tail = "\n".join(line for line in step_log.splitlines() if line.strip())
+                tail = "\n".join(tail.splitlines()[-20:])
                 raise BuildError(f"step {current.step}/{current.steps} failed: {current.text}\n{tail}\n{chunk['error'].strip()}")
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = chunk["aux"]["ID"]
-            for line in chunk.get("stream", "").splitlines():
+            text = ANSI.sub("", chunk.get("stream", ""))
+            for line in text.splitlines():
                 match = STEP.match(line)
                 if match:
                     current = Progress("step", match.group(3), int(match.group(1)), int(match.group(2)))
-                    log_tail.clear()
+                    step_log = ""
                     on_progress(current)
                 elif line.strip():
-                    log_tail.append(line)
                     on_progress(Progress("output", line, current.step, current.steps))
+            if not STEP.match(text):
+                step_log += text
         image_id = image_id or engine.images.get(tag).id
     on_progress(Progress("done", tag, current.steps, current.steps))
     return image_id
@@ -138,6 +148,43 @@ def image_exists(engine: Client, reference: str) -> bool:
         except docker.errors.ImageNotFound:
             return False
         return True
+
+
+def read_file(engine: Client, reference: str, path: str) -> bytes | None:
+    """The contents of `path` in the image `reference` (a container is created, never started); None
+    when the image has no such file."""
+
+    with engine_errors(f"read {path} from {reference}"):
+        container = engine.containers.create(reference, command=["true"])
+        try:
+            try:
+                chunks, _ = container.get_archive(path)
+            except docker.errors.NotFound:
+                return None
+            with tempfile.TemporaryFile() as spool:
+                for chunk in chunks:
+                    spool.write(chunk)
+                spool.seek(0)
+                with tarfile.open(fileobj=spool) as archive:
+                    member = archive.next()
+                    handle = archive.extractfile(member) if member is not None else None
+                    return handle.read() if handle is not None else None
+        finally:
+            container.remove(force=True)
+
+
+def relabel(engine: Client, image_id: str, tag: str, labels: dict[str, str]) -> str:
+    """A child of `image_id` with `labels` added (no layer, only its config), tagged `tag`; its id."""
+
+    lines = [f"FROM {image_id}", "LABEL " + " ".join(f"{name}={json.dumps(value)}" for name, value in labels.items())]
+    dockerfile = ("\n".join(lines) + "\n").encode()
+    spool = io.BytesIO()
+    with tarfile.open(fileobj=spool, mode="w") as archive:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        archive.addfile(info, io.BytesIO(dockerfile))
+    spool.seek(0)
+    return build(engine, spool, tag, {}, {})
 
 
 def repo_digests(engine: Client, tag: str) -> list[str]:

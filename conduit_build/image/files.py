@@ -6,7 +6,7 @@ the whole project folder, minus
     Conduit's own outputs: a `conduit render -o` folder (it holds OUTPUT_MARKER) and
       deploy.kubernetes.out
     the build's inputs, which never reach the runtime stage: conduit.yaml (it may name
-      index URLs), requirements_file, image.dockerfile, image.find_links, image.ca_bundle
+      index URLs), conduit.lock, requirements_file, image.dockerfile, image.find_links, image.ca_bundle
 
 The files named by `models:` are the model layer; everything else is the code layer.
 """
@@ -71,7 +71,7 @@ def user_patterns(root: Path) -> list[str]:
 
 def build_inputs(project: Project) -> list[PurePosixPath]:
     config = project.config
-    named = [project.path.name, *IGNORE_FILES, config.requirements_file, config.image.dockerfile,
+    named = [project.path.name, *IGNORE_FILES, "conduit.lock", config.requirements_file, config.image.dockerfile,
              config.image.find_links, config.image.ca_bundle, config.deploy.kubernetes.out]
     return [PurePosixPath(Path(name).as_posix()) for name in named if name]
 

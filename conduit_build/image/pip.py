@@ -1,4 +1,4 @@
-"""Where pip looks in the builder stage: conduit.yaml `image:` or CONDUIT_* variables.
+"""Where pip and uv look in the builder stage (and `conduit lock`): conduit.yaml `image:` or CONDUIT_* variables.
 These may carry credentials, so they reach the build as build arguments, never a file."""
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ class PipSettings:
         )
 
     def build_args(self) -> dict[str, str]:
-        """Passed to the builder stage as ARGs, which the runtime stage never declares."""
+        """Passed to the builder stage as ARGs, which the runtime stage never declares: under
+        pip's names (pip installs uv) and uv's (uv installs the rest)."""
         args = {}
         if self.index_url:
-            args["PIP_INDEX_URL"] = self.index_url
+            args["PIP_INDEX_URL"] = args["UV_INDEX_URL"] = self.index_url
         if self.extra_index_urls:
-            args["PIP_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+            args["PIP_EXTRA_INDEX_URL"] = args["UV_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
         return args

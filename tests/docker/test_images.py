@@ -92,7 +92,7 @@ def test_failing_build_step_exits_1_with_its_log(engine: Any, examples: Path, tm
                                                  "requirements: [scikit-learn==1.9.1, conduit-no-such-package==9.9.9]"))
     result = conduit("build", "-f", str(config), timeout=1800)
     assert result.returncode == 1
-    assert "failed" in result.stderr and "pip install" in result.stderr
+    assert "failed" in result.stderr and "uv pip compile" in result.stderr
     assert "conduit-no-such-package" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -44,7 +44,7 @@ def test_validate_json(project: Path, where: str) -> None:
     args = ["--json", "validate"] if where == "before" else ["validate", "--json"]
     result = conduit(*args, cwd=project)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"ok": True, "name": "demo", "models": ["sklearn"]}
+    assert json.loads(result.stdout) == {"ok": True, "name": "demo", "models": ["sklearn"], "lock": {"present": False, "stale": []}}
 
 
 @pytest.mark.parametrize("flag", ["-f", "--file"])

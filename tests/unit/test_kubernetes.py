@@ -424,10 +424,10 @@ def test_cli_deploy_kubernetes(tmp_path: Path) -> None:
 def test_gitops_workflow_runs_the_steps_in_order() -> None:
     workflow = yaml.safe_load(WORKFLOW.read_text())
     trigger = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
-    assert {"conduit.yaml", "hooks/**"} <= set(trigger["push"]["paths"])
+    assert {"conduit.yaml", "conduit.lock", "hooks/**"} <= set(trigger["push"]["paths"])
     (job,) = workflow["jobs"].values()
     runs = [step.get("run", "") for step in job["steps"]]
-    order = ["conduit validate", "conduit build", "conduit test", "conduit push", "conduit deploy --target kubernetes",
+    order = ["conduit validate", "conduit build --locked", "conduit test", "conduit push", "conduit deploy --target kubernetes",
              "git commit"]
     positions = [next(i for i, run in enumerate(runs) if want in run) for want in order]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
