@@ -6,12 +6,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..client import predict, save_outputs
 from .output import config_path
 from .parser import Commands, command
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..client import predict, save_outputs  # httpx: only for this command (`conduit serve` starts faster)
+
     status, body = predict(args.url, config_path(args), args.json_data, args.files, args.key_env)
     if args.output and status < 400:
         body = save_outputs(body, args.output)

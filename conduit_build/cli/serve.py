@@ -4,7 +4,6 @@ server puts exception details into its 500 bodies (local development only)."""
 from __future__ import annotations
 
 import argparse
-import inspect
 
 from .output import note, project
 from .parser import Commands, command
@@ -17,9 +16,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = project(args)
     spec = ServerSpec.from_dict(loaded.runtime_spec(), loaded.root)
     port = args.port or spec.port
-    options = {"debug": True} if args.debug and "debug" in inspect.signature(serve).parameters else {}
     note(f"serving {loaded.name} on http://{args.host}:{port} (POST /predict; /ready once loaded)")
-    serve(spec, host=args.host, port=port, **options)
+    serve(spec, host=args.host, port=port, debug=args.debug)
     return 0
 
 
