@@ -106,8 +106,11 @@ def test_a_result_that_is_not_chunked_is_one_completed_event(servers: dict[str, 
 
 
 def test_without_the_header_the_chunks_come_in_the_envelope(servers: dict[str, Server]) -> None:
+    """Every client still works: the chunks joined (one string when all are strings) or listed."""
     response = httpx.post(servers["Words"].url + "/predict", json=[1], headers=servers["Words"].headers, timeout=30)
     assert response.status_code == 200 and response.json()["result"] == ["Conduit streams text"]
+    rows = httpx.post(servers["Rows"].url + "/predict", json=[1], headers=servers["Rows"].headers, timeout=30).json()
+    assert rows["result"] == [{"chunk": 0}, {"chunk": 1}, {"chunk": 2}] and len(rows["prediction_ids"]) == 3
 
 
 def test_a_failure_mid_stream_is_an_error_event_without_internals(servers: dict[str, Server]) -> None:
