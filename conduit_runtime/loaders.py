@@ -93,10 +93,10 @@ def check_range(table: Any) -> None:
     import numpy as np
 
     if table.dtype.kind == "O":  # integers too large for int64 among the numbers
-        values = [v for v in table.flat if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if any(abs(v) > FLOAT32_MAX for v in values):
-            raise InputRejected("a number is beyond ±3.4e38 (float32's range)")
-    elif table.dtype.kind == "f" and table.size and float(np.abs(table).max()) > FLOAT32_MAX:
+        beyond = any(abs(v) > FLOAT32_MAX for v in table.flat if isinstance(v, (int, float)) and not isinstance(v, bool))
+    else:
+        beyond = table.dtype.kind == "f" and table.size > 0 and float(np.abs(table).max()) > FLOAT32_MAX
+    if beyond:
         raise InputRejected("a number is beyond ±3.4e38 (float32's range)")
 
 

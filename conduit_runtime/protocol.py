@@ -27,10 +27,6 @@ class Request:
         self.parameters = parameters
         self.files = files
 
-    def close(self) -> None:
-        for upload in self.files:
-            upload.close()
-
 
 def parse_json(text: bytes | bytearray | str, what: str, code: str) -> Any:
     try:

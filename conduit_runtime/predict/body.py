@@ -29,11 +29,7 @@ class Body:
 
     json: bytes | bytearray | None = None
     fields: dict[str, str] = field(default_factory=dict)
-    files: list[UploadedFile] = field(default_factory=list)
-
-    def close(self) -> None:
-        for upload in self.files:
-            upload.close()
+    files: list[UploadedFile] = field(default_factory=list)  # closed by the Job that owns them
 
 
 async def read_body(content_type: bytes | None, content_length: bytes | None, receive: Receive, limit: int) -> Body:
