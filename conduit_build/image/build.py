@@ -20,6 +20,7 @@ from .context import INSTALLED_LABEL, render
 from .engine import Progress
 from .lock import INSTALLED_PATH, lock_project, lock_status
 from .lockfile import LockFile
+from .uv import UV_IMAGE, uv_image_context
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
             if tag not in existing.tags:
                 engine.tag_image(client, existing, tag)
             return Built(tag, existing.id, context.hash, cached=True)
+    ensure_uv_image(client, project.config.image.base, context.build_args, on_progress)
     with context.tar() as tar:
         try:
             image_id = engine.build(client, tar, tag, context.build_args, context.labels(), no_cache, on_progress)
@@ -67,6 +69,16 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
         digest = LockFile.parse(recorded.decode(), f"{tag}:{INSTALLED_PATH}").installed_digest()
         image_id = engine.relabel(client, image_id, tag, {INSTALLED_LABEL: digest})
     return Built(tag, image_id, context.hash, cached=False)
+
+
+def ensure_uv_image(client: engine.Client, base: str, build_args: dict[str, str],
+                    on_progress: Callable[[Progress], None]) -> None:
+    """The helper image the builder stage copies uv from: made once per engine (uv.py)."""
+    if engine.image_exists(client, UV_IMAGE):
+        return
+    on_progress(Progress("output", f"making {UV_IMAGE} (once per engine): the uv every build installs with"))
+    with uv_image_context(base) as tar:
+        engine.build(client, tar, UV_IMAGE, build_args, {"conduit.tool": "uv"})
 
 
 def check_lock(project: Project, locked: bool, on_progress: Callable[[Progress], None]) -> None:

@@ -42,9 +42,9 @@ from .files import OUTPUT_MARKER, select
 from .lockfile import LOCK_NAME, LockFile, lock_inputs, lock_path
 from .pip import PipSettings
 from .requirements import RUNTIME_DIR, pip_args, user_requirements
+from .uv import UV_IMAGE
 
 Source = bytes | Path
-UV_VERSION = "0.13.9"
 INSTALLED_LABEL = "conduit.installed-digest"  # sha256 of the installed set: names, versions, hashes
 # What the `conduit.config` label shows: keys that cannot carry a credential. Index URLs,
 # requirements (a URL may hold a token), the requirements file and Docker hosts stay out.
@@ -66,7 +66,8 @@ class DockerfileContext:
     build_packages: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     pip_args: str
-    uv_version: str  # the uv the builder installs (pinned: the same uv resolves the same way)
+    uv_image: str  # the engine's helper image holding the pinned uv (uv.py)
+    build_arg_names: tuple[str, ...]  # the index settings given to this build, declared as ARGs
     locked: bool  # install conduit.lock as is; else resolve requirements.txt in the builder
     ca_bundle: bool
     find_links: bool
@@ -205,7 +206,8 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         build_packages=tuple(config.system_packages),
         env=tuple((name, json.dumps(value)) for name, value in env.items()),
         pip_args=pip_args(requirements, gpu),
-        uv_version=UV_VERSION,
+        uv_image=UV_IMAGE,
+        build_arg_names=tuple(sorted(pip.build_args())),
         locked=locked,
         ca_bundle=pip.ca_bundle is not None,
         find_links=pip.find_links is not None,

@@ -9,7 +9,6 @@ them stay in its arguments and environment, never in the lock.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from . import engine
 from .lockfile import PLATFORM, LockFile, LockInputs, lock_inputs, lock_path, staleness
 from .pip import PipSettings
 from .requirements import pip_args, user_requirements
+from .uv import uv_binary
 
 INSTALLED_PATH = "/opt/venv/conduit.lock"  # in every image: the lock its packages were installed from
 
@@ -37,18 +37,6 @@ class LockStatus:
     path: Path
     present: bool
     stale: list[str]  # why it no longer fits conduit.yaml; empty when current (or absent)
-
-
-def uv_binary() -> str:
-    try:
-        from uv import find_uv_bin
-
-        return str(find_uv_bin())
-    except (ImportError, FileNotFoundError):
-        found = shutil.which("uv")
-        if found is None:
-            raise UsageError("uv is not installed; `conduit lock` resolves with it", "pip install uv") from None
-        return found
 
 
 def lock_project(project: Project, upgrade: list[str] | None = None, environ: dict[str, str] | None = None) -> Locked:

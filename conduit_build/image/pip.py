@@ -32,11 +32,10 @@ class PipSettings:
         )
 
     def build_args(self) -> dict[str, str]:
-        """Passed to the builder stage as ARGs, which the runtime stage never declares: under
-        pip's names (pip installs uv) and uv's (uv installs the rest)."""
+        """Passed to the builder stage as ARGs, which the runtime stage never declares (uv reads them)."""
         args = {}
         if self.index_url:
-            args["PIP_INDEX_URL"] = args["UV_INDEX_URL"] = self.index_url
+            args["UV_INDEX_URL"] = self.index_url
         if self.extra_index_urls:
-            args["PIP_EXTRA_INDEX_URL"] = args["UV_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
+            args["UV_EXTRA_INDEX_URL"] = " ".join(self.extra_index_urls)
         return args

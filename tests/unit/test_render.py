@@ -105,14 +105,13 @@ def test_secrets_never_enter_the_context(examples: Path, tmp_path: Path) -> None
     pip = PipSettings(index_url=secret_url, extra_index_urls=("https://extra.example.com/simple",), find_links=wheels, ca_bundle=ca)
     context = render(load(examples / "iris" / "conduit.yaml"), pip)
     extra = "https://extra.example.com/simple"
-    assert context.build_args == {"PIP_INDEX_URL": secret_url, "PIP_EXTRA_INDEX_URL": extra,  # pip installs uv,
-                                  "UV_INDEX_URL": secret_url, "UV_EXTRA_INDEX_URL": extra}  # uv the rest
+    assert context.build_args == {"UV_INDEX_URL": secret_url, "UV_EXTRA_INDEX_URL": extra}  # uv installs everything
     assert b"s3cr3t" not in tar_bytes(context)
     assert "s3cr3t" not in str(context.labels())
     assert "build/ca-bundle.crt" in context.files and "build/find-links/demo-1.0-py3-none-any.whl" in context.files
     dockerfile = context.files["Dockerfile"].decode()
     builder, final = dockerfile.split("\nFROM python:3.11-slim\n", 1)
-    assert "PIP_CERT" in builder and "PIP_FIND_LINKS" in builder
+    assert "ARG UV_INDEX_URL" in builder and "ARG UV_EXTRA_INDEX_URL" in builder  # declared as given, never valued
     assert "SSL_CERT_FILE" in builder and "UV_FIND_LINKS" in builder
     assert "build/" not in final and "conduit-build" not in final
 
