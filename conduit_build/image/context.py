@@ -42,7 +42,7 @@ from .files import OUTPUT_MARKER, select
 from .lockfile import LOCK_NAME, LockFile, lock_inputs, lock_path
 from .pip import PipSettings
 from .requirements import RUNTIME_DIR, pip_args, user_requirements
-from .uv import UV_IMAGE
+from .uv import UV_IMAGE, UV_VERSION
 
 Source = bytes | Path
 INSTALLED_LABEL = "conduit.installed-digest"  # sha256 of the installed set: names, versions, hashes
@@ -69,6 +69,8 @@ class DockerfileContext:
     uv_image: str  # the engine's helper image holding the pinned uv (uv.py)
     build_arg_names: tuple[str, ...]  # the index settings given to this build, declared as ARGs
     locked: bool  # install conduit.lock as is; else resolve requirements.txt in the builder
+    single_stage: bool  # locked, and no index setting, CA bundle or find-links: no builder stage
+    uv_version: str  # the uv a single-stage build installs for one RUN
     ca_bundle: bool
     find_links: bool
     model_files: bool  # is there a model/ folder to copy (python models have none)
@@ -209,6 +211,8 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         uv_image=UV_IMAGE,
         build_arg_names=tuple(sorted(pip.build_args())),
         locked=locked,
+        single_stage=locked and not (pip.build_args() or pip.ca_bundle or pip.find_links),
+        uv_version=UV_VERSION,
         ca_bundle=pip.ca_bundle is not None,
         find_links=pip.find_links is not None,
         model_files=has_model,

@@ -113,6 +113,32 @@ def test_the_context_installs_the_lock_as_is(tmp_path: Path) -> None:
     assert render(load(config), PipSettings()).hash != context.hash  # the lock is part of the context hash
 
 
+def test_a_lock_without_index_settings_installs_in_one_stage_leaving_no_tools(tmp_path: Path) -> None:
+    """One stage (no venv copied between stages): uv and the caches exist during one RUN only."""
+    config = project(tmp_path)
+    (tmp_path / "conduit.lock").write_text(lock_for(config).text())
+    dockerfile = render(load(config), PipSettings()).files["Dockerfile"].decode()
+    assert dockerfile.count("\nFROM ") == 1 and "AS builder" not in dockerfile and "--from=" not in dockerfile
+    install = next(line for line in dockerfile.split("\nRUN ") if "uv pip sync" in line)
+    assert "install --quiet uv==" in install and "rm -rf /tmp/uv /root/.cache" in install
+    assert install.index("uv pip sync") < install.index("rm -rf /tmp/uv") < install.index("compileall")
+    assert "ARG " not in dockerfile and "ENV UV_" not in dockerfile
+
+
+def test_index_settings_keep_the_builder_stage_and_uv_in_it(tmp_path: Path) -> None:
+    """With an index URL (maybe with a token) the build arguments reach only the builder stage,
+    whose history the image never carries; uv comes from the engine's helper image."""
+    config = project(tmp_path)
+    (tmp_path / "conduit.lock").write_text(lock_for(config).text())
+    pip = PipSettings(index_url="https://user:s3cr3t@pypi.example.com/simple")
+    context = render(load(config), pip)
+    builder, final = context.files["Dockerfile"].decode().split("\nFROM python:3.11-slim\n", 1)
+    assert "ARG UV_INDEX_URL" in builder and "ARG UV_EXTRA_INDEX_URL" not in builder
+    assert "COPY --from=conduit-uv:" in builder and "uv" not in final.replace("uvicorn", "")
+    assert "ARG" not in final and "COPY --from=builder /opt/venv /opt/venv" in final
+    assert "s3cr3t" not in context.files["Dockerfile"].decode()
+
+
 def test_without_a_lock_the_builder_resolves_and_keeps_what_it_got(tmp_path: Path) -> None:
     config = project(tmp_path)
     context = render(load(config), PipSettings())

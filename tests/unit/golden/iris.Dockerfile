@@ -1,4 +1,5 @@
 # Rendered by Conduit for iris. Do not edit: change conduit.yaml or override a block.
+
 FROM python:3.11-slim AS builder
 # Package indexes, find-links and certificates live in this stage only: the runtime stage
 # below copies the finished venv and nothing else from here. Only the index settings that are
