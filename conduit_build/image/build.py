@@ -56,7 +56,8 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
             if tag not in existing.tags:
                 engine.tag_image(client, existing, tag)
             return Built(tag, existing.id, context.hash, cached=True)
-    ensure_uv_image(client, project.config.image.base, context.build_args, on_progress)
+    if f"--from={UV_IMAGE}".encode() in bytes(context.files["Dockerfile"]):  # a builder stage that copies uv
+        ensure_uv_image(client, project.config.image.base, context.build_args, on_progress)
     with context.tar() as tar:
         try:
             image_id = engine.build(client, tar, tag, context.build_args, context.labels(), no_cache, on_progress)

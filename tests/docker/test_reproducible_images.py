@@ -113,9 +113,20 @@ def why_layers_differ(first: list[Layer], second: list[Layer]) -> list[str]:
     return lines
 
 
-def config_differences(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
-    keys = sorted(key for key in first.keys() | second.keys() if first.get(key) != second.get(key))
-    return [f"config `{key}`" + (" (build times)" if key in ("created", "history") else "") for key in keys]
+WHY = {"created": "the build's time", "history": "each step's time", "container": "the id of the last step's container",
+       "config.Image": "the parent image id, itself a digest of the above", "rootfs": "the layers above",
+       "container_config": "the last step's container"}
+
+
+def config_differences(first: dict[str, Any], second: dict[str, Any], prefix: str = "") -> list[str]:
+    """The image config's keys (one level into `config`) whose values differ, and why."""
+    lines = []
+    for key in sorted(k for k in first.keys() | second.keys() if first.get(k) != second.get(k)):
+        if key == "config" and isinstance(first.get(key), dict) and isinstance(second.get(key), dict):
+            lines += config_differences(first[key], second[key], "config.")
+        else:
+            lines.append(f"config `{prefix}{key}`: {WHY.get(prefix + key, 'differs')}")
+    return lines
 
 
 def test_two_no_cache_builds_with_a_lock_have_the_same_files(engine: Any, examples: Path, tmp_path: Path,
