@@ -16,11 +16,11 @@ RUN python3 -m venv --without-pip /opt/venv && cd /tmp/conduit \
  && cat lock-header.txt resolved.txt > /opt/venv/conduit.lock \
  && /opt/uv/bin/uv pip sync --require-hashes /opt/venv/conduit.lock \
  && { /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '/tests?/' /opt/venv/lib || true; } \
- && find /opt/venv -exec touch -h -d @0 {} +
+ && find /opt/venv -exec touch -h -d @0 {} + && touch -h -d @0 /opt /tmp
 # The server runtime, byte-compiled here because the runtime user cannot write .pyc files.
 COPY conduit_runtime/ /opt/conduit/conduit_runtime/
 COPY main.py /opt/conduit/main.py
-RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/conduit && find /opt/conduit -exec touch -h -d @0 {} +
+RUN python3 -m compileall -q --invalidation-mode unchecked-hash /opt/conduit && find /opt/conduit -exec touch -h -d @0 {} + && touch -h -d @0 /opt
 
 FROM python:3.11-slim
 
