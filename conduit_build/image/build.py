@@ -20,7 +20,7 @@ from .context import INSTALLED_LABEL, render
 from .engine import Progress
 from .lock import INSTALLED_PATH, lock_project, lock_status
 from .lockfile import LockFile
-from .uv import UV_IMAGE, uv_image_context
+from .uv import UV_IMAGE, host_uv_for_images, uv_image_context
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def ensure_uv_image(client: engine.Client, base: str, build_args: dict[str, str]
     if engine.image_exists(client, UV_IMAGE):
         return
     on_progress(Progress("output", f"making {UV_IMAGE} (once per engine): the uv every build installs with"))
-    with uv_image_context(base) as tar:
+    with uv_image_context(base, host_uv_for_images()) as tar:
         engine.build(client, tar, UV_IMAGE, build_args, {"conduit.tool": "uv"})
 
 

@@ -55,9 +55,9 @@ def host_uv_for_images() -> Path | None:
     return Path(binary)
 
 
-def uv_image_context(base: str) -> IO[bytes]:
-    """The build context of UV_IMAGE: the host's binary when it fits, else a pip install from `base`."""
-    binary = host_uv_for_images()
+def uv_image_context(base: str, binary: Path | None) -> IO[bytes]:
+    """The build context of UV_IMAGE: the host's `binary` (host_uv_for_images()) when there is
+    one, else a pip install from `base` inside the engine."""
     if binary is not None:
         dockerfile = "FROM scratch\nCOPY uv /uv\n"
     else:
