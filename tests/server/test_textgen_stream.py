@@ -18,8 +18,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, wait_for
+from conftest import API_KEY, Server, wait_for
 from httpx_sse import connect_sse
+
+from conduit_build.cli import main
 
 PROMPT = "hello world"
 GREEDY = {"max_new_tokens": 12, "do_sample": False}
@@ -38,6 +40,9 @@ server:
 tests:
   - name: hello
     json: {{data: [{PROMPT!r}], parameters: {{max_new_tokens: 3, do_sample: false}}}}
+  - name: streamed
+    json: {{data: [{PROMPT!r}], parameters: {{max_new_tokens: 5, do_sample: false}}}}
+    stream: true
 """
 
 
@@ -170,3 +175,15 @@ def test_a_plain_client_that_leaves_stops_the_generation(server: Server) -> None
     wait_for(lambda: server.logs().count('"status":499') > left_before, timeout=60,
              what="the log line of the request whose client left")
     assert quick_answer_s(server) < 20
+
+
+def test_conduit_test_reads_the_stream_of_a_stream_example(server: Server, project: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONDUIT_API_KEY", API_KEY)
+    status = main(["test", "-f", str(project / "conduit.yaml"), "--url", server.url, "--repeat", "0", "--json"])
+    checks = {check["name"]: check for check in json.loads(capsys.readouterr().out)["checks"]}
+    assert status == 0, [check for check in checks.values() if check["status"] == "fail"]
+    streamed = checks["example streamed (json, events)"]
+    assert streamed["status"] == "pass" and streamed["reason"].startswith("200, ")
+    assert "output events + completed, 1 row" in streamed["reason"]
