@@ -66,8 +66,8 @@ class TextStream(Iterator[str]):
         self.streamer = TextIteratorStreamer(
             pipe.tokenizer, skip_prompt=True, skip_special_tokens=params.get("skip_special_tokens", True)
         )
-        flags = [self.stopped] if cancel is None else [self.stopped, cancel]
-        criteria = StoppingCriteriaList([stop_when(flags), *params.pop("stopping_criteria", [])])
+        self.flags = [self.stopped] if cancel is None else [self.stopped, cancel]
+        criteria = StoppingCriteriaList([stop_when(self.flags), *params.pop("stopping_criteria", [])])
         kwargs = {**params, "streamer": self.streamer, "stopping_criteria": criteria}
         self.thread = threading.Thread(target=self.generate, args=(pipe, busy, prompt, kwargs),
                                        name="conduit-generate", daemon=True)
@@ -76,7 +76,7 @@ class TextStream(Iterator[str]):
     def generate(self, pipe: Any, busy: threading.Lock, prompt: str, kwargs: dict[str, Any]) -> None:
         try:
             with busy:
-                if not self.stopped.is_set():  # closed while it waited for the model
+                if not any(flag.is_set() for flag in self.flags):  # closed or cancelled while it waited
                     pipe(prompt, **kwargs)
         except BaseException as exc:  # handed to the reader: next() raises it
             self.error = exc

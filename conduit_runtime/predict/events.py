@@ -65,7 +65,6 @@ async def relay(send: Any, receive: Receive, job: Job, stream: Stream, pool: Thr
                 pending = asyncio.wrap_future(pool.submit(within, job.cancel, next, source, END))
             await asyncio.wait((pending, gone), return_when=asyncio.FIRST_COMPLETED)
             if not pending.done():
-                job.cancel.set()  # before the generator is closed: a chunk being made may stop early
                 return True
             try:
                 chunk = pending.result()
@@ -87,6 +86,10 @@ async def relay(send: Any, receive: Receive, job: Job, stream: Stream, pool: Thr
         return False
     finally:
         gone.cancel()
+        if pending is not None and not pending.done():
+            # The client left or the time is up while a chunk is being made: cancelled() turns
+            # true before the generator is closed, so that a chunk that looks at it ends early.
+            job.cancel.set()
         try:
             await close(source, pending, stream.is_async)
         finally:
