@@ -74,6 +74,26 @@ class Ticks:
                 yield "tick"
         finally:
             (self.root / "closed.txt").write_text(json.dumps(cancelled()))
+
+
+class SlowChunk:
+    """Its second chunk takes until the prediction is cancelled (30 s at most)."""
+
+    def load(self, project_dir):
+        self.root = Path(project_dir)
+
+    def predict(self, data):
+        if data == ["quick"]:
+            yield cancelled()
+            return
+        yield "first"
+        for step in range(3000):
+            if cancelled():
+                (self.root / "stopped.txt").write_text(str(step))
+                return
+            time.sleep(0.01)
+        (self.root / "stopped.txt").write_text("never")
+        yield "never cancelled"
 '''
 
 QUICK = '  - name: quick\n    json: ["quick"]\n    expect: {result: [false]}\n'
@@ -83,7 +103,8 @@ QUICK = '  - name: quick\n    json: ["quick"]\n    expect: {result: [false]}\n'
 def servers(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Server]:
     started = {}
     for name, cls, server in (("loops", "Loops", ""), ("async", "AsyncLoops", ""), ("ticks", "Ticks", ""),
-                              ("timeout", "Loops", "server:\n  timeout_s: 1\n")):
+                              ("timeout", "Loops", "server:\n  timeout_s: 1\n"),
+                              ("slow-chunk", "SlowChunk", "server:\n  timeout_s: 2\n")):
         folder = tmp_path_factory.mktemp(name)
         (folder / "model.py").write_text("import json\n" + MODELS)
         (folder / "conduit.yaml").write_text(
@@ -100,7 +121,7 @@ def root(server: Server) -> Path:
 
 def steps_to_stop(server: Server) -> int:
     stopped = root(server) / "stopped.txt"
-    wait_for(stopped.exists, timeout=30, what="the model to stop")
+    wait_for(lambda: stopped.exists() and stopped.read_text() != "", timeout=30, what="the model to stop")
     text = stopped.read_text()
     assert text != "never", "the model ran to its end: cancelled() never turned true"
     return int(text)
@@ -150,5 +171,18 @@ def test_an_event_stream_client_that_leaves_closes_the_generator_with_cancelled_
             if count == 3:
                 break
     closed = root(server) / "closed.txt"
-    wait_for(closed.exists, timeout=10, what="the generator to be closed")
+    wait_for(lambda: closed.exists() and closed.read_text() != "", timeout=10, what="the generator to be closed")
     assert json.loads(closed.read_text()) is True
+
+
+def test_a_stream_past_timeout_s_cancels_the_chunk_being_made(servers: dict[str, Server]) -> None:
+    """The error event comes at timeout_s, and the chunk that was being made sees cancelled()
+    (closing the generator waits for that chunk: it would wait 30 s otherwise)."""
+    server = servers["slow-chunk"]
+    with httpx.Client(timeout=30) as client, connect_sse(
+        client, "POST", server.url + "/predict", json=["work"], headers=dict(server.headers)
+    ) as source:
+        got = [(sse.event, json.loads(sse.data)) for sse in source.iter_sse()]
+    assert got[0] == ("output", "first")
+    assert got[1][0] == "error" and got[1][1]["error"]["code"] == "timeout" and len(got) == 2
+    assert steps_to_stop(server) < 1000  # about 200 steps (2 s) in, not 3,000
