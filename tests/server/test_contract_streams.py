@@ -153,3 +153,11 @@ def test_read_stream_says_what_is_wrong(body: bytes, content_type: str, reason: 
     with pytest.raises(CheckFailed) as failed:
         read_stream(answer(body, content_type))
     assert failed.value.reason.startswith(reason)
+
+
+def test_openapi_documents_the_event_stream_answer(projects: dict[str, tuple[Path, Server]]) -> None:
+    _, server = projects["Words"]
+    document = httpx.get(server.url + "/openapi.json", timeout=30).json()
+    answers = document["paths"]["/predict"]["post"]["responses"]["200"]["content"]
+    assert set(answers) == {"application/json", "text/event-stream"}
+    assert "Accept: text/event-stream" in answers["text/event-stream"]["description"]
