@@ -257,6 +257,10 @@ def load_hf_pipeline(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     if gpu:
         options.setdefault("device", 0)
     pipe = transformers.pipeline(task, model=str(path), **options)
+    if getattr(pipe, "task", task) == "text-generation":  # streams its text as it is generated
+        from .textgen import text_generation
+
+        return text_generation(pipe)
     # The pipeline's fast tokenizer is one Rust object that refuses a second caller.
     return Model(call=lambda x, files, params: pipe(x, **params), coerce=identity, thread_safe=False)
 

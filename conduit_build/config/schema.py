@@ -163,6 +163,8 @@ class TestCase(Strict):
     json_: Any = Field(None, alias="json", description="The JSON body sent to /predict.")
     form: Form | None = None
     expect: Expect | None = None
+    stream: bool = Field(False, description="Ask for Server-Sent Events (Accept: text/event-stream) and check "
+                                            "the completed event's envelope.")
 
 
 class DockerDeploy(Strict):

@@ -8,7 +8,7 @@ import json
 import mimetypes
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,10 +42,11 @@ class Variant:
     fields: dict[str, str] = field(default_factory=dict)  # form fields, already JSON text (form)
     files: tuple[Path, ...] = ()  # file parts in order (form)
     skip_reason: str = ""
+    stream: bool = False  # asks for Server-Sent Events (`stream: true`)
 
     @property
     def name(self) -> str:
-        return f"example {self.example} ({self.kind})"
+        return f"example {self.example} ({self.kind}{', events' if self.stream else ''})"
 
 
 def split_data(value: Any) -> tuple[Any, Any]:
@@ -63,7 +64,13 @@ def as_fields(data: Any, parameters: Any) -> dict[str, str]:
 
 
 def variants(case: TestCase, root: Path) -> list[Variant]:
-    """Every example as JSON and as multipart, where the other form can say the same."""
+    """Every example as JSON and as multipart, where the other form can say the same;
+    each asking for events when the example says `stream: true`."""
+    made = _variants(case, root)
+    return [replace(variant, stream=True) for variant in made] if case.stream else made
+
+
+def _variants(case: TestCase, root: Path) -> list[Variant]:
     if case.form is None:
         return [
             Variant(case.name, "json", body=case.json_),

@@ -32,6 +32,7 @@ from .calls import (
     variants,
 )
 from .report import CheckResult, Report, Status
+from .streams import ACCEPT_EVENTS, joined_problem, read_stream
 
 # One Prometheus sample line: name{labels} value [timestamp]
 PROMETHEUS_SAMPLE = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*(\{.*\})?\s+\S+(\s+-?\d+)?$")
@@ -105,10 +106,14 @@ def example_check(variant: Variant, case: TestCase) -> Check:
     def check(suite: Suite) -> str:
         if variant.skip_reason:
             raise CheckSkipped(variant.skip_reason)
-        response = suite.client.send(variant)
+        response = suite.client.send(variant, ACCEPT_EVENTS if variant.stream else None)
         expect_status(response, 200, f"is {suite.key_env} the server's key?" if response.status_code == 401 else "")
-        body = body_of(response)
-        problem = envelope_problem(body)
+        chunks: list[object] = []
+        if variant.stream:
+            body, chunks = read_stream(response)
+        else:
+            body = body_of(response)
+        problem = envelope_problem(body) or (joined_problem(body["result"], chunks) if variant.stream else None)
         if problem:
             raise CheckFailed(f"envelope: {problem}", response.text[:2000])
         if case.expect is not None:
@@ -118,7 +123,8 @@ def example_check(variant: Variant, case: TestCase) -> Check:
         suite.passed_variants.append(variant)
         expected = "as expected" if case.expect is not None else "no expectation given"
         rows = len(body["result"])
-        return f"200, {rows} row{'' if rows == 1 else 's'}, {expected}"
+        streamed = f", {len(chunks)} output event{'' if len(chunks) == 1 else 's'} + completed" if variant.stream else ""
+        return f"200{streamed}, {rows} row{'' if rows == 1 else 's'}, {expected}"
 
     return check
 

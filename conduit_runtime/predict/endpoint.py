@@ -26,6 +26,7 @@ from ..protocol import error_body
 from ..service import Service
 from .admission import Admission, Place
 from .body import Receive, read_body
+from .disconnect import DisconnectWatch
 from .events import send_events
 from .job import Job
 
@@ -88,7 +89,11 @@ class PredictEndpoint:
                     body = await read_body(content_type, content_length, receive, self.limit)
                     job = Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
                     await self.take_slot(place, receive)
-                    result = await job.run(self.service.pool)
+                    watch = DisconnectWatch(job.cancel, receive)
+                    try:
+                        result = await job.run(self.service.pool)
+                    finally:
+                        watch.stop()
                 if events:  # the answer is begun: from here on every outcome is an event
                     left = self.timeout_s - (time.perf_counter() - arrived)
                     status, error = await send_events(send, receive, job, result, self.service.pool,
@@ -96,10 +101,15 @@ class PredictEndpoint:
                     self.record(status, arrived, run_id, job if status == 200 else None, failure_of(error))
                     return
             except TimeoutError:
+                if job is not None:
+                    job.cancel.set()  # a call still running may look at cancelled() and stop early
                 raise TimedOut(f"no answer within server.timeout_s = {self.timeout_s:g} s") from None
             finally:
                 self.leave(place, job)
             assert isinstance(result, bytes)
+            if job.cancel.is_set():  # the client left while it ran: nobody is left to answer
+                self.record(499, arrived, run_id, None, None)
+                return
             content, status = result, 200
         except ServerError as error:
             content, status = error_body(error, run_id, self.debug), error.status

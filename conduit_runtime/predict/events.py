@@ -12,6 +12,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from ..cancellation import current, within
 from ..errors import FAILED, ModelFailed, ServerError, TimedOut, from_user_code
 from ..flow import joined
 from ..protocol import dumps, error_body
@@ -53,6 +54,7 @@ async def relay(send: Any, receive: Receive, job: Job, stream: Stream, pool: Thr
     """Each chunk as an `output` event, then `completed`; True when the client went away."""
     source = stream.source
     chunks: list[Any] = []
+    token = current.set(job.cancel)  # the generator's code sees cancelled(), here and in the workers
     gone = asyncio.ensure_future(receive())  # the body is read: the next message is the disconnect
     pending: asyncio.Future[Any] | None = None
     try:
@@ -60,7 +62,7 @@ async def relay(send: Any, receive: Receive, job: Job, stream: Stream, pool: Thr
             if stream.is_async:
                 pending = asyncio.ensure_future(anext(source, END))
             else:
-                pending = asyncio.wrap_future(pool.submit(next, source, END))
+                pending = asyncio.wrap_future(pool.submit(within, job.cancel, next, source, END))
             await asyncio.wait((pending, gone), return_when=asyncio.FIRST_COMPLETED)
             if not pending.done():
                 return True
@@ -84,7 +86,14 @@ async def relay(send: Any, receive: Receive, job: Job, stream: Stream, pool: Thr
         return False
     finally:
         gone.cancel()
-        await close(source, pending, stream.is_async)
+        if pending is not None and not pending.done():
+            # The client left or the time is up while a chunk is being made: cancelled() turns
+            # true before the generator is closed, so that a chunk that looks at it ends early.
+            job.cancel.set()
+        try:
+            await close(source, pending, stream.is_async)
+        finally:
+            current.reset(token)
 
 
 async def close(source: Any, pending: asyncio.Future[Any] | None, is_async: bool) -> None:

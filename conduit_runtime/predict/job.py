@@ -9,10 +9,12 @@ or model is awaited on the event loop between hops, without holding a thread.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
+from ..cancellation import current, within
 from ..errors import FAILED, ModelFailed
 from ..flow import Flow, Plan, drive, is_stream
 from ..log import prediction_line
@@ -39,6 +41,9 @@ class Job:
         self.plan: Plan | None = None
         self.log_line = ""  # of a success, made in the worker
         self.working: Future[Any] | None = None  # the worker's part while it runs
+        # Set when the prediction should stop early (its client left, it timed out, or it
+        # was cancelled); user code reads it as conduit_runtime.cancelled().
+        self.cancel = threading.Event()
 
     # -- in a worker thread ----------------------------------------------------------
     def start(self) -> tuple[bool, Any]:
@@ -83,15 +88,19 @@ class Job:
     # -- on the event loop ---------------------------------------------------------------
     async def run(self, pool: ThreadPoolExecutor) -> bytes | Stream:
         """The answer's bytes, or the Stream of a chunked result when streaming."""
-        done, value = await self.hop(pool, self.start)
-        while not done:
-            call, args = value
-            done, value = await self.hop(pool, self.resume, await call.call_async(*args))
+        token = current.set(self.cancel)  # for `async def` user code, awaited in this task
+        try:
+            done, value = await self.hop(pool, self.start)
+            while not done:
+                call, args = value
+                done, value = await self.hop(pool, self.resume, await call.call_async(*args))
+        finally:
+            current.reset(token)
         content: bytes | Stream = value
         return content
 
     async def hop(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> tuple[bool, Any]:
-        self.working = pool.submit(fn, *args)
+        self.working = pool.submit(within, self.cancel, fn, *args)
         result: tuple[bool, Any] = await asyncio.wrap_future(self.working)
         self.working = None
         return result
