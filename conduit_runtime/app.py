@@ -94,8 +94,9 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         if not key:
             log({"event": "warning", "message": f"{spec.api_key_env} is not set: /predict needs no key"})
         # Load beside the event loop, so /health answers while the model loads.
-        loader = threading.Thread(target=load_quietly, args=(service, peers), name="conduit-load", daemon=True)
-        loader.start()
+        # (A worker started in place of one that died has loaded before taking connections.)
+        if not (service.ready or service.failed):
+            threading.Thread(target=load_quietly, args=(service, peers), name="conduit-load", daemon=True).start()
         refresher = asyncio.create_task(refresh_forever(metrics)) if metrics.shared else None
         yield
         if refresher is not None:
