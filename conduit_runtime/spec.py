@@ -8,6 +8,7 @@ needs neither pydantic nor YAML.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,9 +64,7 @@ class ServerSpec:
 
     @property
     def worker_count(self) -> int:
-        if self.workers == "auto":
-            return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-        return int(self.workers)
+        return usable_cpus() if self.workers == "auto" else int(self.workers)
 
     @property
     def running_slots(self) -> int:
@@ -105,3 +104,16 @@ class ServerSpec:
         path = Path(path)
         raw = json.loads(path.read_text())
         return cls.from_dict(raw, Path(raw.get("project_dir") or path.parent).resolve())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: those it may run on, fewer under a cgroup CPU quota
+    (a container's --cpus, a pod's limits.cpu), which the affinity mask does not show."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return max(1, cpus)
+    if quota != "max" and int(period) > 0:
+        cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    return max(1, cpus)
