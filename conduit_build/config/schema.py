@@ -144,6 +144,9 @@ ENV_SCHEMA = {
 }
 
 
+WORKERS_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]}
+
+
 class Server(Strict):
     port: int = Field(8000, ge=1, le=65535)
     api_key_env: str = Field("CONDUIT_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -151,7 +154,7 @@ class Server(Strict):
     timeout_s: float = Field(180, gt=0)
     max_concurrency: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=0)
-    workers: Annotated[int | Literal["auto"], BeforeValidator(check_workers)] = Field(
+    workers: Annotated[int | Literal["auto"], BeforeValidator(check_workers), WithJsonSchema(WORKERS_SCHEMA)] = Field(
         1, description="Server processes sharing the port, each with its own model; auto: one per usable CPU."
     )
 
