@@ -132,10 +132,12 @@ class Stage:
 class Flow:
     stages: list[Stage]
     is_async: bool = field(init=False)  # some call must be awaited on an event loop
+    batched: bool = field(init=False)  # some stage has models[i].batch
 
     def __post_init__(self) -> None:
         calls = [c for s in self.stages for c in (s.pre, s.model, s.coerce, s.post) if c is not None]
         self.is_async = any(call.is_async for call in calls)
+        self.batched = any(stage.batch is not None for stage in self.stages)
 
     @property
     def features(self) -> int | None:
@@ -202,6 +204,11 @@ def drive(plan: Plan, value: Any = None) -> tuple[bool, Any]:
         while True:
             call, args = plan.send(value)
             if call.is_async:
+                if getattr(call, "batched", False):  # a batched stage that is idle runs here and now
+                    ran, result = call.try_now(*args)  # type: ignore[attr-defined]
+                    if ran:
+                        value = result
+                        continue
                 return False, (call, args)
             value = call(*args)
     except StopIteration as stop:

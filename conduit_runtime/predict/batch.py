@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,7 +73,10 @@ class Batcher:
         self.observe = observe  # the batch-size histogram, called with each call's rows
         self.waiting: deque[Item] = deque()
         self.rows_waiting = 0
-        self.busy = False
+        self.busy = False  # a call of this stage runs (or a drain is under way)
+        # Guards `busy` and appends to `waiting`: a worker thread may take an idle stage (try_now).
+        self.mutex = threading.Lock()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.full: asyncio.Event | None = None  # set when max_wait_ms is being waited and the batch fills
         self.task: asyncio.Task[None] | None = None
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="conduit-batch")
@@ -80,17 +84,42 @@ class Batcher:
     def __call__(self, x: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
         return self.call(x, files, parameters)
 
+    def try_now(self, x: Any, files: list[Any], parameters: dict[str, Any]) -> tuple[bool, Any]:
+        """From the request's worker thread: when the stage is idle, call the model right
+        here (True, output), with no hop to the event loop and back; else (False, None) and
+        the request joins the queue. This is the path at low load: nothing waits, and a
+        request costs what it costs unbatched."""
+        with self.mutex:
+            if self.busy or self.call.is_async:
+                return False, None
+            self.busy = True
+        try:
+            self.observed(rows_of(x) or 1)
+            return True, self.call(x, files, parameters)
+        finally:
+            with self.mutex:
+                if self.waiting and self.loop is not None:  # they came while this call ran
+                    self.loop.call_soon_threadsafe(self.start_drain)
+                else:
+                    self.busy = False
+
+    def start_drain(self) -> None:
+        assert self.loop is not None
+        self.task = self.loop.create_task(self.drain())
+
     async def call_async(self, x: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
-        loop = asyncio.get_running_loop()
+        loop = self.loop = asyncio.get_running_loop()
         rows = rows_of(x)
         if rows is not None and not 0 < rows <= self.max_size:
             rows = None
         item = Item(x, rows, files, parameters, loop.create_future())
-        self.waiting.append(item)
-        self.rows_waiting += rows or 0
-        if not self.busy:
+        with self.mutex:
+            self.waiting.append(item)
+            idle = not self.busy
             self.busy = True
-            self.task = loop.create_task(self.drain())
+        self.rows_waiting += rows or 0
+        if idle:
+            self.start_drain()
         elif self.full is not None and self.rows_waiting >= self.max_size:
             self.full.set()
         try:
@@ -107,15 +136,20 @@ class Batcher:
 
     async def drain(self) -> None:
         try:
-            while self.waiting:
+            while True:
+                with self.mutex:
+                    if not self.waiting:
+                        self.busy = False
+                        return
                 if self.max_wait > 0 and self.rows_waiting < self.max_size:
                     await self.wait_for_more()
                     if not self.waiting:  # every one waiting timed out meanwhile
-                        break
+                        continue
                 await self.execute(self.take())
-        finally:
-            self.busy = False
-            self.task = None
+        except BaseException:
+            with self.mutex:
+                self.busy = False
+            raise
 
     async def wait_for_more(self) -> None:
         self.full = asyncio.Event()

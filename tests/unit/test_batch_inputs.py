@@ -134,3 +134,30 @@ def test_batcher_with_max_wait_waits_for_more() -> None:
         batcher.close()
     assert loop_started == [["a!"], ["b!", "c!", "d!"]]
     assert model.calls == [4]
+
+
+def test_an_idle_stage_runs_in_the_callers_thread_and_hands_over_what_queued() -> None:
+    model = Model()
+    batcher = Batcher(Call(model, "models[0] (python) model"), max_size=8, max_wait_ms=0)
+
+    async def scenario() -> tuple[Any, Any, Any]:
+        loop = asyncio.get_running_loop()
+        batcher.loop = loop  # as after the server's first queued request
+        # A worker thread finds the stage idle and calls the model itself: no hop.
+        alone = loop.run_in_executor(None, batcher.try_now, ["first"], [], {})
+        await asyncio.sleep(0.1)
+        # Meanwhile the stage is busy: another worker thread is told to queue ...
+        assert batcher.try_now(["x"], [], {}) == (False, None)
+        # ... and queued requests go as one call once the first call ends.
+        queued = asyncio.gather(batcher.call_async(["a"], [], {}), batcher.call_async(["b"], [], {}))
+        await asyncio.sleep(0.05)
+        model.gate.set()
+        return await alone, await queued, batcher.busy
+
+    try:
+        ran, queued, busy = asyncio.run(scenario())
+    finally:
+        batcher.close()
+    assert ran == (True, ["first!"])
+    assert queued == [["a!"], ["b!"]]
+    assert model.calls == [1, 2] and busy is False
