@@ -66,7 +66,7 @@ def echo_project(root: Path, slow_s: float, timeout_s: float) -> Path:
 
 @pytest.fixture(scope="module")
 def echo(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Server:
-    return serve(echo_project(tmp_path_factory.mktemp("batch-echo"), slow_s=1.0, timeout_s=30))
+    return serve(echo_project(tmp_path_factory.mktemp("batch-echo"), slow_s=3.0, timeout_s=30))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ def batch_calls(server: Server, more_than: int) -> float:
 def hold_stage(server: Server) -> Any:
     """A "slow" request holding the stage; wait until its call has begun."""
     thread, out = in_background(lambda: post(server, ["slow"]))
-    time.sleep(0.3)  # its call has begun (the model sleeps SLOW inside it)
+    time.sleep(0.5)  # its call has begun (the model sleeps SLOW inside it)
     return thread, out
 
 
