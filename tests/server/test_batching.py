@@ -29,8 +29,9 @@ import time
 
 
 class Echo:
-    def load(self):
+    def load(self, project_dir):
         self.seen = []
+        self.started = project_dir / "slow-started"
 
     def predict(self, data):
         if "seen" in data:
@@ -39,6 +40,7 @@ class Echo:
         if "bad" in data:
             raise ValueError("a bad row")
         if "slow" in data:
+            self.started.touch()  # the test waits for this: the stage is busy now
             time.sleep(SLOW)
         time.sleep(0.02)  # a model call that costs something: requests pile up behind it
         return [{"row": row, "calls_rows": len(data)} for row in data]
@@ -57,6 +59,9 @@ tests:
 """
 
 
+PROJECTS: dict[str, Path] = {}  # server URL → its project folder
+
+
 def echo_project(root: Path, slow_s: float, timeout_s: float) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "model.py").write_text(ECHO.replace("SLOW", repr(slow_s)))
@@ -66,13 +71,19 @@ def echo_project(root: Path, slow_s: float, timeout_s: float) -> Path:
 
 @pytest.fixture(scope="module")
 def echo(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Server:
-    return serve(echo_project(tmp_path_factory.mktemp("batch-echo"), slow_s=3.0, timeout_s=30))
+    config = echo_project(tmp_path_factory.mktemp("batch-echo"), slow_s=3.0, timeout_s=30)
+    server: Server = serve(config)
+    PROJECTS[server.url] = config.parent
+    return server
 
 
 @pytest.fixture(scope="module")
 def hurried(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Server:
     """Calls of "slow" outlast server.timeout_s."""
-    return serve(echo_project(tmp_path_factory.mktemp("batch-hurried"), slow_s=2.0, timeout_s=1))
+    config = echo_project(tmp_path_factory.mktemp("batch-hurried"), slow_s=2.0, timeout_s=1)
+    server: Server = serve(config)
+    PROJECTS[server.url] = config.parent
+    return server
 
 
 def post(server: Server, rows: list[Any], timeout: float = 30) -> httpx.Response:
@@ -98,8 +109,10 @@ def batch_calls(server: Server, more_than: int) -> float:
 
 def hold_stage(server: Server) -> Any:
     """A "slow" request holding the stage; wait until its call has begun."""
+    started = PROJECTS[server.url] / "slow-started"
+    started.unlink(missing_ok=True)
     thread, out = in_background(lambda: post(server, ["slow"]))
-    time.sleep(0.5)  # its call has begun (the model sleeps SLOW inside it)
+    wait_for(started.exists, timeout=20, what="the slow call to begin")
     return thread, out
 
 
