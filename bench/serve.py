@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Serving benchmark (not a test): conduit against the HTTP floor, a hand-written
 Starlette server and BentoML 1.4, on the iris (JSON) and digits (one PNG per
-multipart request, 8x8 and 256x256) examples, at concurrency 1 and 16.
+multipart request, 8x8 and 256x256) examples, at concurrency 1, 16 and 64.
 
     python bench/serve.py [--duration S] [--soak] [--skip-bentoml]
 
@@ -15,7 +15,8 @@ RSS every second. The Markdown table is printed and written to
 bench/results/serve-<date>.md; server logs go to bench/results/logs/.
 
 The servers compared:
-  conduit   `conduit serve -f examples/<name>/conduit.yaml`
+  conduit   `conduit serve` on examples/<name>/conduit.yaml without its `batch:` keys
+  batched   the same with the example's `batch:` (adaptive batching of the model call)
   floor     bench/servers/floor.py: parses the same body, answers a constant
   hand      bench/servers/handwritten.py: the same model called directly
   bentoml   bench/bentoml_service/service.py under `bentoml serve`, in its own
@@ -54,9 +55,10 @@ BENTOML_REQUIREMENTS = ["bentoml==1.4.*", "scikit-learn==1.9.1", "pillow"]
 API_KEY = "bench-key-0123456789"
 WARMUP_S = 2
 SERVER_CORE, CLIENT_CORE = 0, 1
-SERVERS = ("conduit", "floor", "hand", "bentoml")
+SERVERS = ("conduit", "batched", "floor", "hand", "bentoml")
 SERVER_NAMES = {
     "conduit": "conduit",
+    "batched": "conduit, batched",
     "floor": "(a) floor",
     "hand": "(b) hand-written",
     "bentoml": "(c) BentoML",
@@ -282,18 +284,35 @@ def ensure_bentoml_venv() -> Path:
     return BENTOML_VENV
 
 
+BENCH_CONFIGS: list[Path] = []  # written beside the examples' conduit.yaml, removed at the end
+
+
+def bench_config(example: Path, batched: bool) -> Path:
+    """The example's conduit.yaml with its `batch:` keys (batched) or without them."""
+    text = (example / "conduit.yaml").read_text()
+    if not batched:
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("batch:")) + "\n"
+    elif "batch:" not in text:
+        raise SystemExit(f"{example}/conduit.yaml has no batch: key to measure batched")
+    path = example / f".bench-{'batched' if batched else 'unbatched'}.yaml"
+    path.write_text(text)
+    if path not in BENCH_CONFIGS:
+        BENCH_CONFIGS.append(path)
+    return path
+
+
 def start_server(fleet: Fleet, kind: str, work: Workload) -> Server:
     port = free_port()
     example = ROOT / "examples" / work.example
     model = example / "model.pkl"
     env = {"CONDUIT_API_KEY": API_KEY, "PYTHONUNBUFFERED": "0"}
     ready_path, timeout = "/ready", 60.0
-    if kind == "conduit":
+    if kind in ("conduit", "batched"):
         command = [
             *conduit_command(),
             "serve",
             "-f",
-            str(example / "conduit.yaml"),
+            str(bench_config(example, batched=kind == "batched")),
             "--host",
             "127.0.0.1",
             "--port",
@@ -741,6 +760,26 @@ def render(report: Report, servers: list[str], works: list[Workload]) -> str:
         "of the server, the view least disturbed by other work. load: 1-minute load average after the cell."
     )
     out.append("")
+    batched = [(work, c) for work in works for c in args.concurrency if report.get(work.name, c, "batched")]
+    if batched:
+        out.append("## Batched conduit against the hand-written server and unbatched conduit (same run)")
+        out.append("")
+        out.append("| workload | conc. | batched ÷ hand-written (req/s) | (req/CPU-s) | p99 ms batched / hand-written "
+                   "| batched ÷ unbatched (req/s) | p50 ms batched / unbatched |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for work, connections in batched:
+            cell = report.get(work.name, connections, "batched")
+            hand = report.get(work.name, connections, "hand")
+            plain = report.get(work.name, connections, "conduit")
+            assert cell is not None
+            p99 = f"{cell.p99_ms:.2f} / {hand.p99_ms:.2f}" if hand else "—"
+            p50 = f"{cell.p50_ms:.2f} / {plain.p50_ms:.2f}" if plain else "—"
+            out.append(f"| {work.name} | {connections} | {fmt_ratio(cell, hand)} | {fmt_ratio(cell, hand, per_cpu=True)} "
+                       f"| {p99} | {fmt_ratio(cell, plain)} | {p50} |")
+        out.append("")
+        out.append("Targets (issue 11, on an otherwise idle machine): iris c16 ≥ 2.0× hand-written with a p99 no worse; "
+                   "digits 8×8 c16 ≥ 1.5×; c1 latency within 5% of unbatched.")
+        out.append("")
     if report.ready_s:
         out.append("## Start to /ready (`conduit serve`, iris)")
         out.append("")
@@ -848,7 +887,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--workloads", default="iris,digits8,digits256", help="comma-separated subset of iris,digits8,digits256"
     )
-    parser.add_argument("--concurrency", default="1,16", help="comma-separated connection counts (default 1,16)")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated connection counts (default 1,16,64)")
     parser.add_argument(
         "--repeat", type=int, default=1, help="rounds over all servers; cells report the median (default 1)"
     )
@@ -921,6 +960,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nfailed: {exc}", file=sys.stderr)
         finally:
             fleet.stop_all()
+            for path in BENCH_CONFIGS:
+                path.unlink(missing_ok=True)
     if args.soak_only:
         works = [iris]
     text = render(report, servers, works)

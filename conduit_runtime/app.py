@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
@@ -17,6 +18,7 @@ from starlette.routing import Route
 
 from .errors import MethodNotAllowed, NotFound, NotReady, ServerError
 from .log import exception_record, log
+from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .openapi import openapi
 from .predict import PredictEndpoint
@@ -26,6 +28,7 @@ from .predict.endpoint import Send
 from .protocol import dumps, error_body
 from .service import Service
 from .spec import ServerSpec
+from .workers import Peers
 
 JSON = "application/json"
 
@@ -36,9 +39,15 @@ WEDGED = "every prediction slot is held by a call running past server.timeout_s"
 def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False) -> ConduitApp:
     """The ASGI app; the model loads in a thread once the server is up. `debug` puts
     what went wrong inside into 500 bodies: for local development only."""
-    service = Service(spec)
-    admission = Admission(spec.max_concurrency, spec.max_queue)
-    metrics = Metrics(spec.name)
+    admission = Admission(spec.running_slots, spec.max_queue)
+    service: Service
+    metrics = Metrics(spec.name, {
+        "conduit_ready": lambda: int(service.ready),
+        "conduit_predictions_running": lambda: admission.running,
+        "conduit_predictions_queued": lambda: admission.waiting,
+    })
+    service = Service(spec, metrics.observe_batch)
+    peers = Peers.from_env()  # the other worker processes, when server.workers > 1
     key = (api_key if api_key is not None else os.environ.get(spec.api_key_env, "")).encode()
     schemas: dict[bool, bytes] = {}  # by readiness: once loaded, the model says what its data is
 
@@ -52,6 +61,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             return error_response(NotReady(service.problem, "startup_failed" if service.failed else None))
         if admission.wedged:
             return error_response(NotReady(WEDGED))
+        if peers is not None and not peers.all_ready():
+            return error_response(NotReady(peers.problem()))
         return Response(b'{"status":"ready"}', media_type=JSON)
 
     async def openapi_json(request: HTTPRequest) -> Response:
@@ -62,12 +73,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         return Response(schemas[loaded], media_type=JSON)
 
     async def metrics_text(request: HTTPRequest) -> Response:
-        text = metrics.render({
-            "conduit_ready": ("1 once the model is loaded and warmed up.", lambda: int(service.ready)),
-            "conduit_predictions_running": ("Predictions running now.", lambda: admission.running),
-            "conduit_predictions_queued": ("Predictions waiting for a slot.", lambda: admission.waiting),
-        })
-        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(metrics.render(), media_type=METRICS_TYPE)
 
     async def http_error(request: HTTPRequest, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -88,9 +94,15 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         if not key:
             log({"event": "warning", "message": f"{spec.api_key_env} is not set: /predict needs no key"})
         # Load beside the event loop, so /health answers while the model loads.
-        loader = threading.Thread(target=load_quietly, args=(service,), name="conduit-load", daemon=True)
-        loader.start()
+        # (A worker started in place of one that died has loaded before taking connections.)
+        if not (service.ready or service.failed):
+            threading.Thread(target=load_quietly, args=(service, peers), name="conduit-load", daemon=True).start()
+        refresher = asyncio.create_task(refresh_forever(metrics)) if metrics.shared else None
         yield
+        if refresher is not None:
+            refresher.cancel()
+        if peers is not None:
+            peers.leave()
         service.close()
 
     async def predict_not_here(request: HTTPRequest) -> Response:
@@ -107,14 +119,16 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return ConduitApp(PredictEndpoint(service, admission, metrics, key, debug), routes, service, admission)
+    return ConduitApp(PredictEndpoint(service, admission, metrics, key, debug), routes, service, admission, peers)
 
 
 class ConduitApp:
     """POST /predict straight to its endpoint; every other route through Starlette."""
 
-    def __init__(self, predict: PredictEndpoint, routes: Starlette, service: Service, admission: Admission) -> None:
+    def __init__(self, predict: PredictEndpoint, routes: Starlette, service: Service, admission: Admission,
+                 peers: Peers | None = None) -> None:
         self.predict = predict
+        self.peers = peers
         self.routes = routes
         self.service = service
         self.admission = admission
@@ -124,6 +138,8 @@ class ConduitApp:
         if not self.service.draining:
             log({"event": "draining", "in_flight": self.admission.busy})
         self.service.drain()
+        if self.peers is not None:
+            self.peers.leave()
 
     @property
     def drained(self) -> bool:
@@ -137,9 +153,18 @@ class ConduitApp:
             await self.routes(scope, receive, send)
 
 
-def load_quietly(service: Service) -> None:
+def load_quietly(service: Service, peers: Peers | None = None) -> None:
     with contextlib.suppress(Exception):  # already logged; /ready reports it
         service.load()
+        if peers is not None and service.ready:
+            peers.ready()
+
+
+async def refresh_forever(metrics: Metrics) -> None:
+    """Several workers: this one's gauges into the shared files, for whichever answers a scrape."""
+    while True:
+        metrics.refresh()
+        await asyncio.sleep(0.5)
 
 
 def error_response(error: ServerError, status: int | None = None) -> Response:

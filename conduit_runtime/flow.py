@@ -16,6 +16,8 @@ is called under its stage's lock.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import inspect
 import io
 import threading
@@ -97,6 +99,8 @@ class Stage:
     pre: Call | None = None
     post: Call | None = None
     features: int | None = None  # numbers per row the model takes, where its library says
+    # models[i].batch: a Batcher (predict/batch.py) that stands in for `model` on the server
+    batch: Any = None
 
     @classmethod
     def build(cls, label: str, model: Model, pre: Callable[..., Any] | None = None,
@@ -117,7 +121,7 @@ class Stage:
         rewind(files)
         x = (yield self.pre, (data, files)) if self.pre else (yield self.coerce, (data,))
         rewind(files)
-        out = yield self.model, (x, files, parameters)
+        out = yield (self.batch or self.model), (x, files, parameters)
         if self.post is None:
             return out
         rewind(files)
@@ -128,10 +132,12 @@ class Stage:
 class Flow:
     stages: list[Stage]
     is_async: bool = field(init=False)  # some call must be awaited on an event loop
+    batched: bool = field(init=False)  # some stage has models[i].batch
 
     def __post_init__(self) -> None:
         calls = [c for s in self.stages for c in (s.pre, s.model, s.coerce, s.post) if c is not None]
         self.is_async = any(call.is_async for call in calls)
+        self.batched = any(stage.batch is not None for stage in self.stages)
 
     @property
     def features(self) -> int | None:
@@ -141,8 +147,13 @@ class Flow:
         return first.features if first is not None and first.pre is None else None
 
     @classmethod
-    def load(cls, spec: ServerSpec) -> Flow:
-        return cls([load_stage(spec, index, stage) for index, stage in enumerate(spec.stages)])
+    def load(cls, spec: ServerSpec, observe_batch: Callable[[str, int], None] | None = None) -> Flow:
+        """The stages of the spec; `observe_batch(stage, rows)` hears of each batched call."""
+        return cls([load_stage(spec, index, stage, observe_batch) for index, stage in enumerate(spec.stages)])
+
+    @property
+    def batchers(self) -> list[Any]:
+        return [stage.batch for stage in self.stages if stage.batch is not None]
 
     def plan(self, data: Any, files: list[Any], parameters: dict[str, Any], collect: bool = True) -> Plan:
         for stage in self.stages:
@@ -163,7 +174,8 @@ class Flow:
         done, value = drive(plan)
         while not done:
             call, args = value
-            done, value = drive(plan, run_coroutine(call.call_async(*args)))
+            # A batched model here is called alone, in this thread: nothing to batch it with.
+            done, value = drive(plan, call(*args) if getattr(call, "batched", False) else run_coroutine(call.call_async(*args)))
         return value
 
 
@@ -192,6 +204,11 @@ def drive(plan: Plan, value: Any = None) -> tuple[bool, Any]:
         while True:
             call, args = plan.send(value)
             if call.is_async:
+                if getattr(call, "batched", False):  # a batched stage that is idle runs here and now
+                    ran, result = call.try_now(*args)  # type: ignore[attr-defined]
+                    if ran:
+                        value = result
+                        continue
                 return False, (call, args)
             value = call(*args)
     except StopIteration as stop:
@@ -232,11 +249,18 @@ def rewind(files: list[Any]) -> None:
             upload.seek(0)
 
 
-def load_stage(spec: ServerSpec, index: int, stage: StageSpec) -> Stage:
+def load_stage(spec: ServerSpec, index: int, stage: StageSpec,
+               observe_batch: Callable[[str, int], None] | None = None) -> Stage:
     model = load_model(spec.project_dir, stage.type, stage.file, stage.options, spec.gpu)
     pre = load_object(spec.project_dir, stage.pre) if stage.pre else None
     post = load_object(spec.project_dir, stage.post) if stage.post else None
-    return Stage.build(f"models[{index}] ({stage.type})", model, pre, post)
+    built = Stage.build(f"models[{index}] ({stage.type})", model, pre, post)
+    if stage.batch is None:
+        return built
+    from .predict.batch import Batcher  # not at the top: predict/ imports this module
+
+    observe = functools.partial(observe_batch, str(index)) if observe_batch is not None else None
+    return dataclasses.replace(built, batch=Batcher(built.model, stage.batch.max_size, stage.batch.max_wait_ms, observe))
 
 
 __all__ = ["Flow", "ServerError", "Stage"]

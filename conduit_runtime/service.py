@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -25,8 +26,9 @@ DRAINING = "the server is shutting down"
 
 
 class Service:
-    def __init__(self, spec: ServerSpec) -> None:
+    def __init__(self, spec: ServerSpec, observe_batch: Callable[[str, int], None] | None = None) -> None:
         self.spec = spec
+        self.observe_batch = observe_batch  # the batch-size histogram, for batched stages
         self.flow: Flow | None = None
         self.ready = False
         self.problem = LOADING  # why not ready, as a client may read it (no internals)
@@ -39,7 +41,7 @@ class Service:
         """Load every stage once, then warm up with the first `tests:` example."""
         started = time.perf_counter()
         try:
-            self.flow = Flow.load(self.spec)
+            self.flow = Flow.load(self.spec, self.observe_batch)
             if self.spec.warmup is not None:
                 self.problem = f"warming up with example {self.spec.warmup.name!r}"
                 self.predict(self.warmup_request())
@@ -82,3 +84,5 @@ class Service:
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        for batcher in self.flow.batchers if self.flow is not None else ():
+            batcher.close()

@@ -8,9 +8,19 @@ needs neither pydantic nor YAML.
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    """models[i].batch: requests waiting for the stage share one call of up to max_size rows."""
+
+    max_size: int = 64
+    max_wait_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,12 @@ class StageSpec:
     pre: str | None = None  # "hooks.py:function"
     post: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    batch: BatchSpec | None = None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StageSpec:
+        batch = raw.get("batch")
+        return cls(**{**raw, "batch": BatchSpec(**batch) if batch else None})
 
 
 @dataclass(frozen=True)
@@ -44,6 +60,19 @@ class ServerSpec:
     max_queue: int = 64
     gpu: bool = False
     warmup: Example | None = None
+    workers: int | str = 1  # processes sharing the port; "auto": one per usable CPU
+
+    @property
+    def worker_count(self) -> int:
+        return usable_cpus() if self.workers == "auto" else int(self.workers)
+
+    @property
+    def running_slots(self) -> int:
+        """Requests that may be past admission's queue at once. With a batched stage a
+        request waiting for its batch holds one, so each of the max_concurrency calls may
+        carry a full batch of one-row requests: max_concurrency x the largest max_size."""
+        sizes = [stage.batch.max_size for stage in self.stages if stage.batch is not None]
+        return self.max_concurrency * max(sizes) if sizes else self.max_concurrency
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -52,7 +81,7 @@ class ServerSpec:
         return cls(
             name=raw["name"],
             project_dir=project_dir,
-            stages=tuple(StageSpec(**stage) for stage in raw["stages"]),
+            stages=tuple(StageSpec.from_dict(stage) for stage in raw["stages"]),
             port=server.get("port", 8000),
             api_key_env=server.get("api_key_env", "CONDUIT_API_KEY"),
             max_body_bytes=int(server.get("max_body_mb", 100) * 1024 * 1024),
@@ -60,6 +89,7 @@ class ServerSpec:
             max_concurrency=server.get("max_concurrency", 4),
             max_queue=server.get("max_queue", 64),
             gpu=raw.get("gpu", False),
+            workers=server.get("workers", 1),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),
@@ -74,3 +104,16 @@ class ServerSpec:
         path = Path(path)
         raw = json.loads(path.read_text())
         return cls.from_dict(raw, Path(raw.get("project_dir") or path.parent).resolve())
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may use: those it may run on, fewer under a cgroup CPU quota
+    (a container's --cpus, a pod's limits.cpu), which the affinity mask does not show."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return max(1, cpus)
+    if quota != "max" and int(period) > 0:
+        cpus = min(cpus, math.ceil(int(quota) / int(period)))
+    return max(1, cpus)

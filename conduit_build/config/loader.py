@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from . import schema
 from .positions import Loc, Positions, YamlProblem, dotted, one_line, read
 from .rules import Problem, deploy_problems
-from .schema import DIRECTORY_TYPES, MODEL_TYPES, Config, Stage, TestCase
+from .schema import DIRECTORY_TYPES, MODEL_TYPES, UNBATCHABLE, Config, Stage, TestCase
 
 PRE_ARITIES = (1, 2)  # pre(data) | pre(data, files)
 POST_ARITIES = (1, 2, 3)  # post(out) | post(out, data) | post(out, data, files)
@@ -53,10 +53,11 @@ class Project:
             "name": config.name,
             "gpu": config.hardware.gpu,
             "stages": [
-                {"type": s.type, "file": s.file, "pre": s.hooks.pre, "post": s.hooks.post, "options": s.options}
+                {"type": s.type, "file": s.file, "pre": s.hooks.pre, "post": s.hooks.post, "options": s.options,
+                 **({"batch": s.batch.model_dump()} if s.batch is not None else {})}
                 for s in config.models
             ],
-            "server": config.server.model_dump(),
+            "server": config.server.model_dump(exclude_defaults=False, exclude={"workers"} if config.server.workers == 1 else None),
             "warmup": warmup,
         }
 
@@ -80,10 +81,12 @@ def load(path: str | Path, display: str | None = None) -> Project:
     except ValidationError as exc:
         # Report the files of the parts that are well formed too, so one run names every problem.
         shape = [describe(shown, positions, error) for error in exc.errors()]
-        files = check_files(root, positions, *salvage(data))
+        stages, requirements_file, tests = salvage(data)
+        files = [*check_files(root, positions, stages, requirements_file, tests), *check_batching(positions, stages)]
         raise ConfigError(by_position([*shape, *located(shown, files)])) from None
     problems = by_position(located(shown, [
         *check_files(root, positions, config.models, config.requirements_file, config.tests),
+        *check_batching(positions, config.models),
         *check_image_files(root, positions, config.image),
         *deploy_problems(config, positions),
     ]))
@@ -217,6 +220,16 @@ def check_image_files(root: Path, positions: Positions, image: Any) -> list[Prob
             problems.append((("image", key), text, positions.of_value(("image", key))))
     return problems
 
+
+
+def check_batching(positions: Positions, models: Sequence[Stage | None]) -> list[Problem]:
+    """`batch` only where the model type takes rows."""
+    return [
+        (("models", index, "batch"), f"{stage.type} cannot be batched: {UNBATCHABLE[stage.type]}; remove batch:",
+         positions.of_key(("models", index, "batch")))
+        for index, stage in enumerate(models)
+        if stage is not None and stage.batch is not None and stage.type in UNBATCHABLE
+    ]
 
 
 def check_files(

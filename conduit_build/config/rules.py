@@ -63,6 +63,11 @@ def deploy_problems(config: Config, positions: Positions) -> list[Problem]:
         if request is not None and limit is not None and quantity(request) > quantity(limit):
             bad(("deploy", "kubernetes", "resources", "requests", key),
                 f"requests.{key} ({request}) is above limits.{key} ({limit}); raise the limit or lower the request")
+    workers = config.server.workers
+    if "workers" in config.server.model_fields_set and isinstance(workers, int) and limits.cpu is not None \
+            and quantity(limits.cpu) < workers:
+        bad(("server", "workers"), f"{workers} workers each want a CPU, and the pod's limits.cpu is {limits.cpu}; "
+                                   "raise deploy.kubernetes.resources.limits.cpu or lower workers")
     if ceiling > kube.replicas and requests.cpu is None:
         bad(("deploy", "kubernetes", "resources", "requests", "cpu"),
             "requests.cpu is needed: the autoscaler scales on CPU use relative to it; set it (like 500m), "

@@ -48,6 +48,12 @@ def check_python_version(value: Any) -> Any:
     return value
 
 
+def check_workers(value: Any) -> Any:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value
+    raise ValueError(f"{value!r} is not a number of workers; give a whole number from 1, or auto (one per CPU)")
+
+
 def parse_hardware(value: Any) -> Any:
     if value in ("cpu", "gpu"):
         return {"kind": value}
@@ -86,11 +92,24 @@ class Hooks(Strict):
     post: CodeRef | None = Field(None, description="module_file:function called after the model")
 
 
+class Batch(Strict):
+    max_size: int = Field(64, ge=1, le=100_000, description="Most rows in one call of the model.")
+    max_wait_ms: float = Field(0, ge=0, le=60_000, description="How long a batch that is not full waits for more rows.")
+
+
+# Model types whose call takes one input rather than rows along a first axis.
+UNBATCHABLE = {"spacy": "a spacy model is called once per text (a Doc per text), so its inputs have no rows to batch"}
+
+
 class Stage(Strict):
     type: ModelType = Field(description="How the model file is loaded and called.")
     file: str = Field(description="Model file or folder relative to conduit.yaml; model.py:Class for python.")
     hooks: Hooks = Hooks()
     options: dict[str, Any] = Field(default_factory=dict, description="Loader options, e.g. {task: ...}.")
+    batch: Batch | None = Field(
+        None, description="Requests waiting for this stage share one model call, their inputs concatenated along "
+                          "the first axis (row-wise models: sklearn*, xgboost*, onnx, torch). Absent: no batching."
+    )
 
 
 class Hardware(Strict):
@@ -125,6 +144,9 @@ ENV_SCHEMA = {
 }
 
 
+WORKERS_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 1}, {"const": "auto"}]}
+
+
 class Server(Strict):
     port: int = Field(8000, ge=1, le=65535)
     api_key_env: str = Field("CONDUIT_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -132,6 +154,9 @@ class Server(Strict):
     timeout_s: float = Field(180, gt=0)
     max_concurrency: int = Field(4, ge=1)
     max_queue: int = Field(64, ge=0)
+    workers: Annotated[int | Literal["auto"], BeforeValidator(check_workers), WithJsonSchema(WORKERS_SCHEMA)] = Field(
+        1, description="Server processes sharing the port, each with its own model; auto: one per usable CPU."
+    )
 
 
 class Image(Strict):

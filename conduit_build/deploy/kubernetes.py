@@ -76,6 +76,7 @@ class RenderContext:
     set_home: bool
     has_requests: bool
     has_limits: bool
+    workers: int | None = None  # server.workers when set to a number: the CPU request follows it
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,12 @@ def render_context(project: Project, image: str, target: str = "kubernetes") -> 
     image = check_image(image)
     ceiling = max_replicas(config)
     autoscale = ceiling > kube.replicas
-    requests = amounts(kube.resources.requests.cpu, kube.resources.requests.memory)
+    # One worker process per pod unless server.workers says otherwise (scale with replicas);
+    # when it gives a number, each worker is a process that can keep a core busy.
+    workers = config.server.workers if "workers" in config.server.model_fields_set else None
+    workers = workers if isinstance(workers, int) else None
+    cpu_request = str(workers) if workers is not None else kube.resources.requests.cpu
+    requests = amounts(cpu_request, kube.resources.requests.memory)
     limits = amounts(kube.resources.limits.cpu, kube.resources.limits.memory)
     if config.hardware.gpu:
         limits = (*limits, ("nvidia.com/gpu", str(config.hardware.count)))
@@ -130,6 +136,7 @@ def render_context(project: Project, image: str, target: str = "kubernetes") -> 
         set_home="HOME" not in config.env,
         has_requests=bool(requests),
         has_limits=bool(limits),
+        workers=workers,
     )
 
 

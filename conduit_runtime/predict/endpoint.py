@@ -25,6 +25,7 @@ from ..metrics import Metrics
 from ..protocol import error_body
 from ..service import Service
 from .admission import Admission, Place
+from .batch import BATCH_SIZE
 from .body import Receive, read_body
 from .disconnect import DisconnectWatch
 from .events import send_events
@@ -137,10 +138,15 @@ class PredictEndpoint:
         """The answer's metrics sample and log line (a success's line was made in the worker)."""
         elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
         self.metrics.observe(status, elapsed_ms / 1000)
+        batch_size = BATCH_SIZE.get()  # set when the request waited for a batched stage
+        if batch_size is None and done is not None and self.service.flow is not None and self.service.flow.batched:
+            batch_size = done.rows  # it found every batched stage idle and went alone (Batcher.try_now)
         if done is not None:
-            write_line(done.log_line)
-        else:
+            write_line(done.log_line if batch_size is None else f'{done.log_line[:-1]},"batch_size":{batch_size}}}')
+        elif batch_size is None:
             log_prediction(run_id, [], status, elapsed_ms, failure)
+        else:
+            log_prediction(run_id, [], status, elapsed_ms, {**(failure or {}), "batch_size": batch_size})
 
     @staticmethod
     async def take_slot(place: Place, receive: Receive) -> None:

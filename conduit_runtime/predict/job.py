@@ -40,6 +40,7 @@ class Job:
         self.arrived = arrived
         self.plan: Plan | None = None
         self.log_line = ""  # of a success, made in the worker
+        self.rows = 0  # of the result
         self.working: Future[Any] | None = None  # the worker's part while it runs
         # Set when the prediction should stop early (its client left, it timed out, or it
         # was cancelled); user code reads it as conduit_runtime.cancelled().
@@ -79,6 +80,7 @@ class Job:
         except (TypeError, OSError) as exc:  # a result JSON has no spelling for, or an output file not there
             raise ModelFailed(FAILED, detail=str(exc)) from exc
         self.log_line = prediction_line(self.run_id, answer["prediction_ids"], 200, answer["run_time_ms"])
+        self.rows = len(rows)
         return content
 
     def close(self) -> None:

@@ -418,7 +418,7 @@ def test_minimal_config_gets_the_defaults_of_design_section_1(project: Path) -> 
     )
     assert config.server.model_dump() == {
         "port": 8000, "api_key_env": "CONDUIT_API_KEY", "max_body_mb": 100, "timeout_s": 180,
-        "max_concurrency": 4, "max_queue": 64,
+        "max_concurrency": 4, "max_queue": 64, "workers": 1,
     }
     assert (config.image.repository, config.image.base) == (None, "python:3.11-slim")
     docker, kubernetes = config.deploy.docker, config.deploy.kubernetes
