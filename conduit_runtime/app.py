@@ -23,6 +23,7 @@ from .predict import PredictEndpoint
 from .predict.admission import Admission
 from .predict.body import Receive
 from .predict.endpoint import Send
+from .predict.predictions import Predictions
 from .protocol import dumps, error_body
 from .service import Service
 from .spec import ServerSpec
@@ -41,6 +42,21 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
     metrics = Metrics(spec.name)
     key = (api_key if api_key is not None else os.environ.get(spec.api_key_env, "")).encode()
     schemas: dict[bool, bytes] = {}  # by readiness: once loaded, the model says what its data is
+    endpoint = PredictEndpoint(service, admission, metrics, key, debug)
+    predictions = endpoint.predictions = Predictions(service, admission, debug)
+
+    async def prediction(request: HTTPRequest) -> Response:
+        """GET /predictions/{id} and POST /predictions/{id}/cancel (predict/predictions.py)."""
+        try:
+            endpoint.authorize(request.headers.get("authorization", "").encode("latin-1") or None)
+            id_ = request.path_params["id"]
+            cancel = request.url.path.endswith("/cancel")
+            answer = await (predictions.cancel(id_) if cancel else predictions.get(id_))
+            if answer is None:
+                raise NotFound(f"no prediction {id_!r} (unknown, or its result expired: server.async_ttl_s)")
+        except ServerError as error:
+            return error_response(error)
+        return Response(answer, media_type=JSON)
 
     async def health(request: HTTPRequest) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -90,7 +106,9 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         # Load beside the event loop, so /health answers while the model loads.
         loader = threading.Thread(target=load_quietly, args=(service,), name="conduit-load", daemon=True)
         loader.start()
+        predictions.start()  # async work: runs once the model is ready
         yield
+        await predictions.close()
         service.close()
 
     async def predict_not_here(request: HTTPRequest) -> Response:
@@ -103,11 +121,13 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             Route("/ready", ready, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
+            Route("/predictions/{id}", prediction, methods=["GET"]),
+            Route("/predictions/{id}/cancel", prediction, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return ConduitApp(PredictEndpoint(service, admission, metrics, key, debug), routes, service, admission)
+    return ConduitApp(endpoint, routes, service, admission)
 
 
 class ConduitApp:

@@ -44,6 +44,13 @@ class ServerSpec:
     max_queue: int = 64
     gpu: bool = False
     warmup: Example | None = None
+    # Async predictions (predict/predictions.py)
+    async_timeout_s: float = 3600.0
+    async_max_queue: int = 1000
+    async_ttl_s: float = 3600.0
+    async_max_results: int = 10000
+    async_store: str = "memory"  # or redis://HOST:PORT/DB
+    webhook_secret_env: str = "CONDUIT_WEBHOOK_SECRET"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -60,6 +67,12 @@ class ServerSpec:
             max_concurrency=server.get("max_concurrency", 4),
             max_queue=server.get("max_queue", 64),
             gpu=raw.get("gpu", False),
+            async_timeout_s=float(server.get("async_timeout_s", 3600)),
+            async_max_queue=server.get("async_max_queue", 1000),
+            async_ttl_s=float(server.get("async_ttl_s", 3600)),
+            async_max_results=server.get("async_max_results", 10000),
+            async_store=server.get("async_store", "memory"),
+            webhook_secret_env=server.get("webhook_secret_env", "CONDUIT_WEBHOOK_SECRET"),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

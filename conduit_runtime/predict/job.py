@@ -9,6 +9,7 @@ or model is awaited on the event loop between hops, without holding a thread.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -39,6 +40,7 @@ class Job:
         self.plan: Plan | None = None
         self.log_line = ""  # of a success, made in the worker
         self.working: Future[Any] | None = None  # the worker's part while it runs
+        self.cancel = threading.Event()  # set when the prediction is canceled (conduit_runtime.cancelled())
 
     # -- in a worker thread ----------------------------------------------------------
     def start(self) -> tuple[bool, Any]:
