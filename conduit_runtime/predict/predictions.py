@@ -16,6 +16,7 @@ import contextlib
 import os
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -222,7 +223,8 @@ class Predictions:
             log_prediction(run_id, [], outcome.status, round((time.perf_counter() - arrived) * 1000, 3), failure)
         else:
             write_line(job.log_line)
-            self.notify(record, "output")
+            # `output`: the result as it was made, before the prediction was marked done
+            self.notify(replace(record, status=PROCESSING, completed_at=""), "output")
         self.notify(record, "completed")
 
     async def settle(self, id_: str, job: Job) -> None:
