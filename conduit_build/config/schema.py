@@ -175,6 +175,8 @@ class TestCase(Strict):
     json_: Any = Field(None, alias="json", description="The JSON body sent to /predict.")
     form: Form | None = None
     expect: Expect | None = None
+    async_: bool = Field(False, alias="async", description="Submit with Prefer: respond-async, poll GET "
+                                                           "/predictions/{id}, then check the answer.")
 
 
 class DockerDeploy(Strict):
