@@ -87,7 +87,7 @@ class Predictions:
             url, events = await asyncio.to_thread(webhook_options, body)
             if url is not None and self.webhooks.signer is None:
                 raise BadRequest(f"this server sends no webhooks: {self.secret_env} (server.webhook_secret_env) "
-                                 "is not set", "bad_webhook")
+                                 "is not set (or not a whsec_ secret)", "bad_webhook")
             meta = {"id": id_, "run_id": run_id, "created_at": now_iso(), "webhook": url, "events": events}
             record = Record(id_, STARTING, meta)
             if not await self.store.submit(record, body):

@@ -30,9 +30,21 @@ TOTAL_S = 60.0
 TIMEOUT_S = 10.0
 
 
+def signer(secret: str) -> Webhook | None:
+    """The signer of a Standard Webhooks secret (`whsec_` + base64); None: webhooks are off."""
+    if not secret:
+        return None
+    try:
+        return Webhook(secret)
+    except Exception:
+        log({"event": "warning", "message": "the webhook secret is not a Standard Webhooks secret "
+                                            "(whsec_ followed by base64): webhooks are off"})
+        return None
+
+
 class Webhooks:
     def __init__(self, secret: str) -> None:
-        self.signer = Webhook(secret) if secret else None
+        self.signer = signer(secret)
         self.client: httpx.AsyncClient | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.last: dict[str, asyncio.Task[None]] = {}  # per prediction: its events in order
