@@ -74,7 +74,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         loaded = service.flow is not None
         if loaded not in schemas:
             features = service.flow.features if service.flow is not None else None
-            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features))
+            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features,
+                                            webhooks=predictions.webhooks.signer is not None))
         return Response(schemas[loaded], media_type=JSON)
 
     async def metrics_text(request: HTTPRequest) -> Response:

@@ -116,17 +116,19 @@ def data_schema(features: int | None) -> dict[str, Any]:
     ]}
 
 
-def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dict[str, Any]:
+def openapi(spec: ServerSpec, secured: bool, features: int | None = None, webhooks: bool = False) -> dict[str, Any]:
+    """`webhooks`: the server has a webhook secret, so the webhook fields are taken (else refused: not shown)."""
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     data = data_schema(features)
     form_fields: dict[str, Any] = {
         "data": {**data, "description": "The data list, as a JSON string (e.g. curl -F data='[[...]]'); "
                                         "without it the data is []."},
         "parameters": {"type": ["object", "null"], "description": "A JSON object, as a JSON string (optional)."},
-        "webhook": WEBHOOK_FIELDS["webhook"],
-        "webhook_events_filter": {"type": "string", "description": "A JSON list or comma-separated: start, output, "
-                                                                   "completed (default completed)."},
     }
+    if webhooks:
+        form_fields["webhook"] = WEBHOOK_FIELDS["webhook"]
+        form_fields["webhook_events_filter"] = {
+            "type": "string", "description": "A JSON list or comma-separated: start, output, completed (default completed)."}
     if features is None:  # a model that reads rows of numbers takes no files
         form_fields["files"] = {
             "type": "array",
@@ -150,7 +152,7 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
                                 "type": "object",
                                 "required": ["data"],
                                 "properties": {"data": data, "parameters": {"type": ["object", "null"]},
-                                               **WEBHOOK_FIELDS},
+                                               **(WEBHOOK_FIELDS if webhooks else {})},
                             },
                         ]
                     }
