@@ -257,5 +257,3 @@ class Predictions:
         with contextlib.suppress(Exception):
             await self.store.close()
 
-
-__all__ = ["CANCELED", "FAILED", "PROCESSING", "STARTING", "SUCCEEDED", "Predictions"]

@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 
 from ..files import UploadedFile
 from .body import Body
-from .store import PROCESSING, STARTING, Limits, Record, Store
+from .store import CANCELED, PROCESSING, STARTING, Limits, Record, Store
 
 LEASE_MS = 5000  # a process silent this long is taken for dead and its work runs elsewhere
 HEARTBEAT_S = 1.0
@@ -168,7 +168,8 @@ class RedisStore(Store):
 
     async def cancel(self, id_: str, completed_at: str) -> Record | None:
         # The holder (if any) sees the status at its next heartbeat and stops the call.
-        await self.finish(id_, "canceled", b"", completed_at) if await self.redis.exists(self.key("p", id_)) else None
+        if await self.redis.exists(self.key("p", id_)):
+            await self.finish(id_, CANCELED, b"", completed_at)
         return await self.get(id_)
 
     async def heartbeat(self, ids: list[str]) -> set[str]:

@@ -100,10 +100,12 @@ class Webhooks:
             wait *= 2
 
     async def close(self) -> None:
-        for task in list(self.tasks):
-            if not task.done():
-                log({"event": "webhook", "status": "dropped", "message": "the server is shutting down"})
-                task.cancel()
+        pending = [task for task in self.tasks if not task.done()]
+        if pending:
+            log({"event": "webhook", "status": "dropped", "deliveries": len(pending),
+                 "message": "the server is shutting down: webhook deliveries still under way are dropped"})
+        for task in pending:
+            task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         if self.client is not None:
             with contextlib.suppress(Exception):
