@@ -26,7 +26,10 @@ _OBJECT = re.compile(rb"[ \t\r\n]*\{")
 def names_webhook(body: Body) -> bool:
     """Cheap enough for every request: a list body (the common case) is never searched."""
     if body.json is not None:
-        return _OBJECT.match(body.json) is not None and b'"webhook' in body.json
+        first = body.json[:1]
+        if first == b"[":  # a list: the common case, decided by one byte
+            return False
+        return (first == b"{" or _OBJECT.match(body.json) is not None) and b'"webhook' in body.json
     return any(name in body.fields for name in NAMES)
 
 
