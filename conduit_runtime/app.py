@@ -83,6 +83,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             "conduit_ready": ("1 once the model is loaded and warmed up.", lambda: int(service.ready)),
             "conduit_predictions_running": ("Predictions running now.", lambda: admission.running),
             "conduit_predictions_queued": ("Predictions waiting for a slot.", lambda: admission.waiting),
+            "conduit_async_predictions_running": ("Async predictions this process runs now.",
+                                                  lambda: len(predictions.running)),
         })
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

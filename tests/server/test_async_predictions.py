@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, Server, start_server, wait_for
+from conftest import API_KEY, Server, metric, start_server, wait_for
 
 MODEL = '''
 import time
@@ -86,6 +86,7 @@ def test_json_async_prediction_answers_202_then_the_sync_envelope(server: Server
     assert answer.headers["location"] == accepted["urls"]["get"]
     assert answer.headers["preference-applied"] == "respond-async"
     seen = poll(server, accepted["id"], ("processing",), 5)
+    assert metric(server, "conduit_async_predictions_running") == 1
     assert seen["started_at"] and seen["completed_at"] is None and "result" not in seen
     done = poll(server, accepted["id"])
     assert done["status"] == "succeeded"
