@@ -25,6 +25,7 @@ from .predict import PredictEndpoint
 from .predict.admission import Admission
 from .predict.body import Receive
 from .predict.endpoint import Send
+from .predict.predictions import Predictions
 from .protocol import dumps, error_body
 from .service import Service
 from .spec import ServerSpec
@@ -45,11 +46,27 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         "conduit_ready": lambda: int(service.ready),
         "conduit_predictions_running": lambda: admission.running,
         "conduit_predictions_queued": lambda: admission.waiting,
+        "conduit_async_predictions_running": lambda: len(predictions.running),
     })
     service = Service(spec, metrics.observe_batch)
     peers = Peers.from_env()  # the other worker processes, when server.workers > 1
     key = (api_key if api_key is not None else os.environ.get(spec.api_key_env, "")).encode()
     schemas: dict[bool, bytes] = {}  # by readiness: once loaded, the model says what its data is
+    endpoint = PredictEndpoint(service, admission, metrics, key, debug)
+    predictions = endpoint.predictions = Predictions(service, admission, debug)
+
+    async def prediction(request: HTTPRequest) -> Response:
+        """GET /predictions/{id} and POST /predictions/{id}/cancel (predict/predictions.py)."""
+        try:
+            endpoint.authorize(request.headers.get("authorization", "").encode("latin-1") or None)
+            id_ = request.path_params["id"]
+            cancel = request.url.path.endswith("/cancel")
+            answer = await (predictions.cancel(id_) if cancel else predictions.get(id_))
+            if answer is None:
+                raise NotFound(f"no prediction {id_!r} (unknown, or its result expired: server.async_ttl_s)")
+        except ServerError as error:
+            return error_response(error)
+        return Response(answer, media_type=JSON)
 
     async def health(request: HTTPRequest) -> Response:
         return Response(b'{"status":"ok"}', media_type=JSON)
@@ -69,7 +86,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         loaded = service.flow is not None
         if loaded not in schemas:
             features = service.flow.features if service.flow is not None else None
-            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features))
+            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features,
+                                            webhooks=predictions.webhooks.signer is not None))
         return Response(schemas[loaded], media_type=JSON)
 
     async def metrics_text(request: HTTPRequest) -> Response:
@@ -98,7 +116,9 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         if not (service.ready or service.failed):
             threading.Thread(target=load_quietly, args=(service, peers), name="conduit-load", daemon=True).start()
         refresher = asyncio.create_task(refresh_forever(metrics)) if metrics.shared else None
+        predictions.start()  # async work: runs once the model is ready
         yield
+        await predictions.close()
         if refresher is not None:
             refresher.cancel()
         if peers is not None:
@@ -115,11 +135,13 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             Route("/ready", ready, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
+            Route("/predictions/{id}", prediction, methods=["GET"]),
+            Route("/predictions/{id}/cancel", prediction, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,
     )
-    return ConduitApp(PredictEndpoint(service, admission, metrics, key, debug), routes, service, admission, peers)
+    return ConduitApp(endpoint, routes, service, admission, peers)
 
 
 class ConduitApp:

@@ -30,6 +30,7 @@ GAUGES: dict[str, tuple[str, Literal["livemin", "livesum"]]] = {
     "conduit_ready": ("1 once the model is loaded and warmed up.", "livemin"),
     "conduit_predictions_running": ("Predictions running now.", "livesum"),
     "conduit_predictions_queued": ("Predictions waiting for a slot.", "livesum"),
+    "conduit_async_predictions_running": ("Async predictions running now.", "livesum"),
 }
 
 disable_created_metrics()  # no *_created series: every sample an operator sees is one of ours

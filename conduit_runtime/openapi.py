@@ -9,7 +9,7 @@ from typing import Any
 from .loaders import FLOAT32_MAX
 from .spec import ServerSpec
 
-ERROR = {
+ERROR: dict[str, Any] = {
     "type": "object",
     "required": ["error", "run_id"],
     "properties": {
@@ -22,7 +22,7 @@ ERROR = {
     },
 }
 
-ENVELOPE = {
+ENVELOPE: dict[str, Any] = {
     "type": "object",
     "required": ["result", "run_id", "run_time_ms", "prediction_ids"],
     "properties": {
@@ -39,11 +39,67 @@ ERRORS = {
     "413": "Body over server.max_body_mb.",
     "415": "Content type other than JSON or multipart/form-data.",
     "422": "The model or a hook rejected the input.",
-    "429": "Every slot busy and the queue full.",
+    "429": "Every slot busy and the queue full (for an async request: server.async_max_queue reached).",
     "500": "The model failed.",
     "503": "Not ready yet.",
     "504": "No answer within server.timeout_s.",
 }
+
+
+ACCEPTED: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "status", "run_id", "urls"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+        "status": {"const": "starting"},
+        "run_id": {"type": "string", "format": "uuid"},
+        "urls": {"type": "object", "required": ["get", "cancel"],
+                 "properties": {"get": {"type": "string"}, "cancel": {"type": "string"}}},
+    },
+}
+
+PREDICTION = {
+    "type": "object",
+    "required": ["id", "status", "created_at", "run_id", "urls"],
+    "description": "An async prediction; once it ended, also the synchronous answer's keys: the envelope "
+                   "(result, run_time_ms, prediction_ids) when it succeeded, `error` when it failed.",
+    "properties": {
+        **ACCEPTED["properties"],
+        "status": {"enum": ["starting", "processing", "succeeded", "failed", "canceled"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "started_at": {"type": ["string", "null"], "format": "date-time"},
+        "completed_at": {"type": ["string", "null"], "format": "date-time"},
+        **{key: value for key, value in ENVELOPE["properties"].items() if key != "run_id"},
+        "error": ERROR["properties"]["error"],
+    },
+}
+
+WEBHOOK_FIELDS: dict[str, Any] = {
+    "webhook": {"type": "string", "format": "uri", "description": (
+        "POST the prediction object here on each event, signed per Standard Webhooks (webhook-id, "
+        "webhook-timestamp, webhook-signature; secret named by server.webhook_secret_env). Makes the request "
+        "async (202). `webhook_endpoint` is read the same way.")},
+    "webhook_events_filter": {"type": "array", "items": {"enum": ["start", "output", "completed"]},
+                              "description": "Events to send (default [\"completed\"])."},
+}
+
+
+def async_paths(error_ref: dict[str, Any], secured: bool) -> dict[str, Any]:
+    """GET /predictions/{id} and POST /predictions/{id}/cancel."""
+    answer = {"200": {"description": "The prediction", "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Prediction"}}}},
+        "401": {"description": ERRORS["401"], "content": error_ref},
+        "404": {"description": "No such prediction (or its result expired: server.async_ttl_s).", "content": error_ref}}
+    parameter = [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    security: dict[str, Any] = {"security": [{"apiKey": []}]} if secured else {}
+    return {
+        "/predictions/{id}": {"get": {"summary": "An async prediction's status, and its answer once it ended",
+                                      "operationId": "getPrediction", "parameters": parameter,
+                                      "responses": answer, **security}},
+        "/predictions/{id}/cancel": {"post": {"summary": "Cancel an async prediction (an ended one is unchanged)",
+                                              "operationId": "cancelPrediction", "parameters": parameter,
+                                              "responses": answer, **security}},
+    }
 
 
 def data_schema(features: int | None) -> dict[str, Any]:
@@ -60,7 +116,8 @@ def data_schema(features: int | None) -> dict[str, Any]:
     ]}
 
 
-def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dict[str, Any]:
+def openapi(spec: ServerSpec, secured: bool, features: int | None = None, webhooks: bool = False) -> dict[str, Any]:
+    """`webhooks`: the server has a webhook secret, so the webhook fields are taken (else refused: not shown)."""
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     data = data_schema(features)
     form_fields: dict[str, Any] = {
@@ -68,6 +125,10 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
                                         "without it the data is []."},
         "parameters": {"type": ["object", "null"], "description": "A JSON object, as a JSON string (optional)."},
     }
+    if webhooks:
+        form_fields["webhook"] = WEBHOOK_FIELDS["webhook"]
+        form_fields["webhook_events_filter"] = {
+            "type": "string", "description": "A JSON list or comma-separated: start, output, completed (default completed)."}
     if features is None:  # a model that reads rows of numbers takes no files
         form_fields["files"] = {
             "type": "array",
@@ -77,6 +138,8 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
     predict: dict[str, Any] = {
         "summary": f"Run {spec.name}",
         "operationId": "predict",
+        "parameters": [{"name": "Prefer", "in": "header", "required": False, "schema": {"type": "string"},
+                        "description": "`respond-async`: answer 202 at once; GET /predictions/{id} for the answer."}],
         "requestBody": {
             "required": True,
             "content": {
@@ -88,7 +151,8 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
                             {
                                 "type": "object",
                                 "required": ["data"],
-                                "properties": {"data": data, "parameters": {"type": ["object", "null"]}},
+                                "properties": {"data": data, "parameters": {"type": ["object", "null"]},
+                                               **(WEBHOOK_FIELDS if webhooks else {})},
                             },
                         ]
                     }
@@ -112,6 +176,10 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
                                    "the error body.",
                 },
             }},
+            "202": {"description": "Accepted as an async prediction (Prefer: respond-async, or a webhook named)",
+                    "headers": {"Location": {"schema": {"type": "string"}},
+                                "Preference-Applied": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}}},
             **{code: {"description": text, "content": error_ref} for code, text in ERRORS.items()},
         },
     }
@@ -128,10 +196,11 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
             "/predict": {"post": predict},
             "/health": probe("Liveness: 200 while the process serves."),
             "/ready": probe("Readiness: 200 once the model is loaded and warmed up."),
+            **async_paths(error_ref, secured),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         },
         "components": {
-            "schemas": {"Envelope": ENVELOPE, "Error": ERROR},
+            "schemas": {"Envelope": ENVELOPE, "Error": ERROR, "Accepted": ACCEPTED, "Prediction": PREDICTION},
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "Authorization",
                            "description": "The key, or 'Bearer <key>'."}

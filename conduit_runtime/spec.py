@@ -73,6 +73,13 @@ class ServerSpec:
         carry a full batch of one-row requests: max_concurrency x the largest max_size."""
         sizes = [stage.batch.max_size for stage in self.stages if stage.batch is not None]
         return self.max_concurrency * max(sizes) if sizes else self.max_concurrency
+    # Async predictions (predict/predictions.py)
+    async_timeout_s: float = 3600.0
+    async_max_queue: int = 1000
+    async_ttl_s: float = 3600.0
+    async_max_results: int = 10000
+    async_store: str = "memory"  # or redis://HOST:PORT/DB
+    webhook_secret_env: str = "CONDUIT_WEBHOOK_SECRET"
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -90,6 +97,12 @@ class ServerSpec:
             max_queue=server.get("max_queue", 64),
             gpu=raw.get("gpu", False),
             workers=server.get("workers", 1),
+            async_timeout_s=float(server.get("async_timeout_s", 3600)),
+            async_max_queue=server.get("async_max_queue", 1000),
+            async_ttl_s=float(server.get("async_ttl_s", 3600)),
+            async_max_results=server.get("async_max_results", 10000),
+            async_store=server.get("async_store", "memory"),
+            webhook_secret_env=server.get("webhook_secret_env", "CONDUIT_WEBHOOK_SECRET"),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

@@ -157,6 +157,18 @@ class Server(Strict):
     workers: Annotated[int | Literal["auto"], BeforeValidator(check_workers), WithJsonSchema(WORKERS_SCHEMA)] = Field(
         1, description="Server processes sharing the port, each with its own model; auto: one per usable CPU."
     )
+    async_timeout_s: float = Field(3600, gt=0, description="An async prediction's limit, from acceptance to its end.")
+    async_max_queue: int = Field(1000, ge=0, description="Async predictions waiting to run; past it 429.")
+    async_ttl_s: float = Field(3600, gt=0, description="How long an async prediction's result is kept.")
+    async_max_results: int = Field(10000, ge=1, description="At most this many results kept; oldest evicted first.")
+    async_store: str = Field(
+        "memory", pattern=r"^(memory|redis://[^/@:]+(:[0-9]+)?(/[0-9]+)?)$",
+        description="memory (one process) or redis://HOST:PORT/DB, shared by every replica (no password in it).",
+    )
+    webhook_secret_env: str = Field(
+        "CONDUIT_WEBHOOK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="The variable holding the Standard Webhooks secret (whsec_…) that signs webhooks.",
+    )
 
 
 class Image(Strict):
@@ -190,6 +202,8 @@ class TestCase(Strict):
     expect: Expect | None = None
     stream: bool = Field(False, description="Ask for Server-Sent Events (Accept: text/event-stream) and check "
                                             "the completed event's envelope.")
+    async_: bool = Field(False, alias="async", description="Submit with Prefer: respond-async, poll GET "
+                                                           "/predictions/{id}, then check the answer.")
 
 
 class DockerDeploy(Strict):

@@ -31,6 +31,7 @@ from .calls import (
     mismatch,
     variants,
 )
+from .polling import submit_and_poll
 from .report import CheckResult, Report, Status
 from .streams import ACCEPT_EVENTS, joined_problem, read_stream
 
@@ -106,25 +107,31 @@ def example_check(variant: Variant, case: TestCase) -> Check:
     def check(suite: Suite) -> str:
         if variant.skip_reason:
             raise CheckSkipped(variant.skip_reason)
-        response = suite.client.send(variant, ACCEPT_EVENTS if variant.stream else None)
-        expect_status(response, 200, f"is {suite.key_env} the server's key?" if response.status_code == 401 else "")
         chunks: list[object] = []
-        if variant.stream:
-            body, chunks = read_stream(response)
+        if case.async_:  # submit, poll, then check the prediction object as an answer
+            body, text = submit_and_poll(suite.client, variant, suite.project.config.server.async_timeout_s)
         else:
-            body = body_of(response)
+            response = suite.client.send(variant, ACCEPT_EVENTS if variant.stream else None)
+            expect_status(response, 200, f"is {suite.key_env} the server's key?" if response.status_code == 401 else "")
+            if variant.stream:
+                body, chunks = read_stream(response)
+            else:
+                body = body_of(response)
+            text = response.text
         problem = envelope_problem(body) or (joined_problem(body["result"], chunks) if variant.stream else None)
         if problem:
-            raise CheckFailed(f"envelope: {problem}", response.text[:2000])
+            raise CheckFailed(f"envelope: {problem}", text[:2000])
         if case.expect is not None:
             difference = mismatch(body["result"], case.expect.result, case.expect.tolerance)
             if difference:
-                raise CheckFailed(difference, response.text[:2000])
-        suite.passed_variants.append(variant)
+                raise CheckFailed(difference, text[:2000])
+        if not case.async_:
+            suite.passed_variants.append(variant)
         expected = "as expected" if case.expect is not None else "no expectation given"
         rows = len(body["result"])
+        answered = "202, then succeeded" if case.async_ else "200"
         streamed = f", {len(chunks)} output event{'' if len(chunks) == 1 else 's'} + completed" if variant.stream else ""
-        return f"200{streamed}, {rows} row{'' if rows == 1 else 's'}, {expected}"
+        return f"{answered}{streamed}, {rows} row{'' if rows == 1 else 's'}, {expected}"
 
     return check
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ..config import Project
 from ..errors import ConduitError
 from .pip import PipSettings
-from .requirements import pip_args, requirements_text, user_requirements
+from .requirements import pip_args, requirements_text, runtime_extras, user_requirements
 
 LOCK_NAME = "conduit.lock"
 # The images' platform: python:*-slim is Debian bookworm (glibc 2.36) on x86-64.
@@ -145,7 +145,7 @@ def lock_inputs(project: Project, pip: PipSettings | None = None) -> LockInputs:
     if pip.find_links and pip.find_links.is_dir():
         indexes += [f"--find-links {name}" for name in sorted(p.name for p in pip.find_links.iterdir() if p.is_file())]
     return LockInputs(python=config.python, hardware="gpu" if config.hardware.gpu else "cpu",
-                      requirements=requirements_text(requirements, config.hardware.gpu),
+                      requirements=requirements_text(requirements, config.hardware.gpu, runtime_extras(project)),
                       indexes=tuple(index.strip() for index in indexes))
 
 

@@ -16,6 +16,13 @@ GPU_TORCH_INDEX = "https://download.pytorch.org/whl/cu126"
 # CPU wheel → GPU wheel, for libraries that publish them under another name.
 GPU_NAMES = {"onnxruntime": "onnxruntime-gpu", "xgboost-cpu": "xgboost"}
 CPU_NAMES = {value: key for key, value in GPU_NAMES.items()}
+# The async store's client, pinned: only images whose server.async_store is redis://… get it.
+REDIS = "redis==5.2.1"
+
+
+def runtime_extras(project: Project) -> list[str]:
+    """Optional runtime dependencies the config asks for."""
+    return [REDIS] if project.config.server.async_store.startswith("redis://") else []
 
 
 def requirement_name(line: str) -> str:
@@ -31,8 +38,9 @@ def user_requirements(project: Project) -> list[str]:
     return lines
 
 
-def requirements_text(requirements: list[str], gpu: bool) -> str:
-    """The user's requirements for the target, then the runtime's locked pins."""
+def requirements_text(requirements: list[str], gpu: bool, extras: list[str] | None = None) -> str:
+    """The user's requirements for the target, then the runtime's locked pins (and its
+    optional ones the config asks for)."""
     renames = GPU_NAMES if gpu else CPU_NAMES
     lines = []
     for line in requirements:
@@ -40,6 +48,7 @@ def requirements_text(requirements: list[str], gpu: bool) -> str:
         lines.append(renames[name] + line.strip()[len(name):] if name in renames else line.strip())
     runtime = (RUNTIME_DIR / "requirements.txt").read_text()
     target = "GPU" if gpu else "CPU"
+    runtime += "".join(f"{line}\n" for line in extras or ())
     return f"# {target} target: the model's requirements from conduit.yaml\n" + "\n".join(lines) + "\n" + runtime
 
 

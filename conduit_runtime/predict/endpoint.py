@@ -29,7 +29,9 @@ from .batch import BATCH_SIZE
 from .body import Receive, read_body
 from .disconnect import DisconnectWatch
 from .events import send_events
-from .job import Job
+from .job import Job, Stream
+from .predictions import Predictions
+from .webhook_options import names_webhook
 
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
@@ -50,6 +52,7 @@ class PredictEndpoint:
         self.debug = debug
         self.limit = service.spec.max_body_bytes
         self.timeout_s = service.spec.timeout_s
+        self.predictions: Predictions | None = None  # async predictions (202), set by the app
 
     def authorize(self, header: bytes | None) -> None:
         if not self.key:
@@ -64,7 +67,7 @@ class PredictEndpoint:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         arrived = time.perf_counter()
         run_id = str(uuid.uuid4())
-        authorization = content_type = content_length = request_id = accept = None
+        authorization = content_type = content_length = request_id = accept = prefer = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -76,9 +79,13 @@ class PredictEndpoint:
                 request_id = value
             elif name == b"accept":
                 accept = value
+            elif name == b"prefer":
+                prefer = value
         events = accept is not None and b"text/event-stream" in accept
         job: Job | None = None
         failure = None
+        accepted = ""  # the id of an async prediction (202)
+        result: bytes | Stream
         try:
             self.authorize(authorization)
             if not self.service.ready:
@@ -88,14 +95,18 @@ class PredictEndpoint:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(self.timeout_s):
                     body = await read_body(content_type, content_length, receive, self.limit)
-                    job = Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
-                    await self.take_slot(place, receive)
-                    watch = DisconnectWatch(job.cancel, receive)
-                    try:
-                        result = await job.run(self.service.pool)
-                    finally:
-                        watch.stop()
-                if events:  # the answer is begun: from here on every outcome is an event
+                    if self.predictions is not None and (
+                            (prefer is not None and b"respond-async" in prefer) or names_webhook(body)):
+                        result, accepted = await self.predictions.accept(body, run_id)  # runs later: 202
+                    else:
+                        job = Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
+                        await self.take_slot(place, receive)
+                        watch = DisconnectWatch(job.cancel, receive)
+                        try:
+                            result = await job.run(self.service.pool)
+                        finally:
+                            watch.stop()
+                if events and job is not None:  # the answer is begun: from here on every outcome is an event
                     left = self.timeout_s - (time.perf_counter() - arrived)
                     status, error = await send_events(send, receive, job, result, self.service.pool,
                                                       request_id or run_id.encode(), left, self.debug)
@@ -108,10 +119,10 @@ class PredictEndpoint:
             finally:
                 self.leave(place, job)
             assert isinstance(result, bytes)
-            if job.cancel.is_set():  # the client left while it ran: nobody is left to answer
+            if job is not None and job.cancel.is_set():  # the client left while it ran: nobody is left to answer
                 self.record(499, arrived, run_id, None, None)
                 return
-            content, status = result, 200
+            content, status = result, 202 if accepted else 200
         except ServerError as error:
             content, status = error_body(error, run_id, self.debug), error.status
             failure = failure_of(error)
@@ -127,7 +138,9 @@ class PredictEndpoint:
             (b"content-length", str(len(content)).encode()),
             (b"x-request-id", request_id or run_id.encode()),
         ]
-        if job is None:
+        if accepted:
+            headers += [(b"location", f"/predictions/{accepted}".encode()), (b"preference-applied", b"respond-async")]
+        elif job is None:
             # Answered before the body was read (401, 413, 429, 503 …): the connection
             # cannot carry another request, and the client should stop sending.
             headers.append((b"connection", b"close"))

@@ -47,7 +47,7 @@ def test_the_data_is_described_per_model(serve: Any, examples: Path) -> None:
     assert form["encoding"]["data"]["contentType"] == "application/json"
     assert form["schema"]["properties"]["data"]["anyOf"][0]["items"]["maxItems"] == 4
     assert set(iris["paths"]["/predict"]["post"]["responses"]) == {
-        "200", "400", "401", "413", "415", "422", "429", "500", "503", "504"}
+        "200", "202", "400", "401", "413", "415", "422", "429", "500", "503", "504"}
     digits = httpx.get(serve(examples / "digits" / "conduit.yaml").url + "/openapi.json", timeout=10).json()
     form = digits["paths"]["/predict"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
     assert form["properties"]["data"]["type"] == "array" and "files" in form["properties"]
