@@ -88,11 +88,12 @@ def played(podman_runs: None, engine: Any, examples: Path, tmp_path_factory: pyt
     assert "@sha256:" in model["image"]
     secret_ref = model["env"][0]["valueFrom"]["secretKeyRef"]
     secret = project / "secret.yaml"
-    secret.write_text(yaml.safe_dump({
+    # As JSON (which is YAML): podman 4.3 keeps a played Secret's text as is and reads it back as JSON.
+    secret.write_text(json.dumps({
         "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
         "metadata": {"name": secret_ref["name"], "namespace": deployment["metadata"]["namespace"]},
         "data": {secret_ref["key"]: base64.b64encode(KEY.encode()).decode()},
-    }))
+    }, indent=2))
     podman("kube", "down", str(manifest), check=False)  # what an interrupted run left
     podman("secret", "rm", secret_ref["name"], check=False)
     try:
