@@ -87,17 +87,15 @@ def played(podman_runs: None, engine: Any, examples: Path, tmp_path_factory: pyt
     [model] = deployment["spec"]["template"]["spec"]["containers"]
     assert "@sha256:" in model["image"]
     secret_ref = model["env"][0]["valueFrom"]["secretKeyRef"]
-    secret = project / "secret.yaml"
-    # As JSON (which is YAML): podman 4.3 keeps a played Secret's text as is and reads it back as JSON.
-    secret.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": secret_ref["name"], "namespace": deployment["metadata"]["namespace"]},
-        "data": {secret_ref["key"]: base64.b64encode(KEY.encode()).decode()},
-    }, indent=2))
+    # The Secret the manifest names, holding the key. podman 4.3 plays a Secret manifest but then
+    # cannot read it back for secretKeyRef ("not valid JSON"); it reads a secret whose content is
+    # the Secret's `data` (key → base64) as JSON, so that is what is created.
+    secret = project / "secret-data.json"
+    secret.write_text(json.dumps({secret_ref["key"]: base64.b64encode(KEY.encode()).decode()}))
     podman("kube", "down", str(manifest), check=False)  # what an interrupted run left
     podman("secret", "rm", secret_ref["name"], check=False)
     try:
-        podman("kube", "play", str(secret))
+        podman("secret", "create", secret_ref["name"], str(secret))
         podman("kube", "play", str(manifest))
         containers = json.loads(podman("ps", "--format", "json", "--filter", f"label=app.kubernetes.io/name={name}").stdout or "[]")
         model_ids = [c["Id"] for c in containers if not c.get("IsInfra")]
