@@ -45,15 +45,18 @@ def requirements_text(requirements: list[str], gpu: bool) -> str:
 
 def pip_args(requirements: list[str], gpu: bool, find_links: Path | None = None) -> str:
     """torch comes from PyTorch's own index: CPU-only wheels, or CUDA ones for GPU targets, unless
-    the find-links folder holds a torch wheel (then the index is not asked at all: where it does
-    not answer, asking it fails the whole resolution)."""
-    if not any(requirement_name(r) == "torch" for r in requirements) or has_torch_wheel(find_links):
+    the find-links folder holds a torch wheel for the target (then the index is not asked at all:
+    where it does not answer, asking it fails the whole resolution)."""
+    if not any(requirement_name(r) == "torch" for r in requirements) or has_torch_wheel(find_links, gpu):
         return ""
     return f"--extra-index-url {GPU_TORCH_INDEX if gpu else CPU_TORCH_INDEX} "
 
 
-def has_torch_wheel(find_links: Path | None) -> bool:
-    return find_links is not None and find_links.is_dir() and any(find_links.glob("torch-*.whl"))
+def has_torch_wheel(find_links: Path | None, gpu: bool) -> bool:
+    """A torch wheel for the target among the find-links: `+cpu` ones for CPU targets, others for GPU."""
+    if find_links is None or not find_links.is_dir():
+        return False
+    return any(("+cpu" in wheel.name) != gpu for wheel in find_links.glob("torch-*.whl"))
 
 
 # How a CPU target gets the CPU build of torch, when it could not.
