@@ -77,7 +77,7 @@ def played(podman_runs: None, engine: Any, examples: Path, tmp_path_factory: pyt
     config["image"]["repository"] = f"localhost:5000/{name}"
     config["deploy"]["kubernetes"].update(replicas=1, out="deploy/")
     (project / "conduit.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    build(project / "conduit.yaml")
+    built = build(project / "conduit.yaml")  # a new image each run (its config holds a free port)
     pushed = conduit("push", "-f", str(project / "conduit.yaml"), timeout=900)
     assert pushed.returncode == 0, pushed.stderr
     written = conduit("deploy", "-f", str(project / "conduit.yaml"), "--target", "kubernetes")
@@ -107,6 +107,8 @@ def played(podman_runs: None, engine: Any, examples: Path, tmp_path_factory: pyt
     finally:
         podman("kube", "down", str(manifest), check=False)
         podman("secret", "rm", secret_ref["name"], check=False)
+        podman("rmi", model["image"], check=False)
+        engine.images.remove(built.tag)  # its layers stay, shared with the next run's
 
 
 def test_pod_runs_with_the_manifests_security_context(played: Played) -> None:
