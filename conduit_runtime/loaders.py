@@ -276,12 +276,11 @@ def load_hf_pipeline(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     options = dict(options)
     task = options.pop("task", None)
     if gpu:
-        options.setdefault("device", 0)
-    if gpu:
         import torch
 
         if not torch.cuda.is_available():
             raise NoGPU(f"hardware: gpu, but torch {torch.__version__} sees no CUDA device: {GPU_FIX}")
+        options.setdefault("device", 0)
     pipe = transformers.pipeline(task, model=str(path), **options)
     if gpu and getattr(getattr(pipe, "device", None), "type", "cuda") != "cuda":
         raise NoGPU(f"hardware: gpu, but the pipeline runs on {pipe.device}: {GPU_FIX}")
