@@ -41,6 +41,14 @@ class Model:
     features: int | None = None
 
 
+class NoGPU(RuntimeError):
+    """`hardware: gpu`, but the model would run on the CPU (no CUDA device, or a library built or
+    installed without it): start-up stops here with this one line rather than serve slowly."""
+
+
+GPU_FIX = "run it where a GPU is visible (docker --gpus, Kubernetes nvidia.com/gpu) with the CUDA build of the library"
+
+
 def onnx_rejects(exc: BaseException) -> str | None:
     """onnxruntime's INVALID_ARGUMENT: wrong rank, dimensions or type of an input."""
     return str(exc) if type(exc).__name__ == "InvalidArgument" else None
@@ -143,6 +151,8 @@ def xgboost_method(cls_name: str, method: str) -> Callable[[Path, dict[str, Any]
             estimator = getattr(xgboost, cls_name)()
             estimator.load_model(str(path))
         if gpu:
+            if not xgboost.build_info().get("USE_CUDA"):
+                raise NoGPU(f"hardware: gpu, but xgboost {xgboost.__version__} is built without CUDA: {GPU_FIX}")
             estimator.set_params(device="cuda")
         bound = getattr(estimator, method)
         return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=feature_count(estimator))
@@ -162,10 +172,14 @@ def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     import numpy as np
     import onnxruntime
 
-    providers = ["CPUExecutionProvider"]
-    if gpu and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
+    # The CUDA provider is asked for on GPU hardware only, and then checked among the session's
+    # active providers: onnxruntime lists what it was built with, and a session whose CUDA
+    # libraries do not load falls back to the CPU with a warning only.
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else ["CPUExecutionProvider"]
     session = onnxruntime.InferenceSession(str(path), providers=providers)
+    if gpu and "CUDAExecutionProvider" not in session.get_providers():
+        raise NoGPU(f"hardware: gpu, but onnxruntime runs {path.name} on {', '.join(session.get_providers())} "
+                    f"(the CUDA provider did not load): {GPU_FIX}")
     inputs = session.get_inputs()
     dtypes = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
               "tensor(int32)": np.int32, "tensor(string)": np.object_, "tensor(bool)": np.bool_}
@@ -193,7 +207,10 @@ def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     import numpy as np
     import torch
 
-    device = torch.device("cuda" if gpu and torch.cuda.is_available() else "cpu")
+    if gpu and not torch.cuda.is_available():
+        raise NoGPU(f"hardware: gpu, but torch {torch.__version__} sees no CUDA device "
+                    f"(built for CUDA {torch.version.cuda or 'none'}): {GPU_FIX}")
+    device = torch.device("cuda" if gpu else "cpu")
     if path.suffix == ".pkl":
         try:
             module = read_pickle(path)
@@ -214,6 +231,10 @@ def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
         )
     module = module.to(device)
     module.eval()
+    if gpu:
+        on = {tensor.device.type for tensor in (*module.parameters(), *module.buffers())}
+        if on - {"cuda"}:
+            raise NoGPU(f"hardware: gpu, but {path.name} has tensors on {', '.join(sorted(on))} after .to('cuda'): {GPU_FIX}")
 
     def coerce(data: Any) -> Any:
         if isinstance(data, torch.Tensor):
@@ -238,8 +259,8 @@ def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:
 def load_spacy(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     import spacy
 
-    if gpu:
-        spacy.prefer_gpu()
+    if gpu and not spacy.prefer_gpu():
+        raise NoGPU(f"hardware: gpu, but spaCy found no GPU (spacy.prefer_gpu() is False): {GPU_FIX}")
     nlp = spacy.load(path, **options)
 
     def call(x: Any, files: list[Any], params: dict[str, Any]) -> Any:
@@ -255,8 +276,14 @@ def load_hf_pipeline(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     options = dict(options)
     task = options.pop("task", None)
     if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise NoGPU(f"hardware: gpu, but torch {torch.__version__} sees no CUDA device: {GPU_FIX}")
         options.setdefault("device", 0)
     pipe = transformers.pipeline(task, model=str(path), **options)
+    if gpu and getattr(getattr(pipe, "device", None), "type", "cuda") != "cuda":
+        raise NoGPU(f"hardware: gpu, but the pipeline runs on {pipe.device}: {GPU_FIX}")
     if getattr(pipe, "task", task) == "text-generation":  # streams its text as it is generated
         from .textgen import text_generation
 

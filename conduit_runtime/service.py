@@ -16,6 +16,7 @@ from typing import Any
 from .errors import NotReady
 from .files import as_upload
 from .flow import Flow
+from .loaders import NoGPU
 from .log import exception_record, log
 from .protocol import Request, as_rows, check_data
 from .spec import ServerSpec
@@ -45,6 +46,11 @@ class Service:
             if self.spec.warmup is not None:
                 self.problem = f"warming up with example {self.spec.warmup.name!r}"
                 self.predict(self.warmup_request())
+        except NoGPU as exc:  # not a bug to trace: the one line says what is missing
+            self.problem = FAILED
+            self.failed = True
+            log({"event": "load_failed", "error": str(exc)})
+            raise
         except Exception as exc:
             self.problem = FAILED
             self.failed = True

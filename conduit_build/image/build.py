@@ -20,6 +20,7 @@ from .context import INSTALLED_LABEL, render
 from .engine import Progress
 from .lock import INSTALLED_PATH, lock_project, lock_status
 from .lockfile import LockFile
+from .requirements import CPU_TORCH_FIX, cpu_torch_unavailable
 from .uv import UV_IMAGE, host_uv_for_images, uv_image_context
 
 
@@ -62,7 +63,7 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
         try:
             image_id = engine.build(client, tar, tag, context.build_args, context.labels(), no_cache, on_progress)
         except BuildError as error:
-            raise hash_mismatch(error) or error from None
+            raise hash_mismatch(error) or without_cuda(project, error) or error from None
     if not context.installed_digest:  # resolved in the builder: label the image with what it got
         recorded = engine.read_file(client, image_id, INSTALLED_PATH)
         if recorded is None:
@@ -109,6 +110,14 @@ def hash_mismatch(error: BuildError) -> BuildError | None:
     served = computed.group(1)[:19] + "…" if computed else "?"
     return BuildError(f"conduit.lock: hash mismatch for {found.group(1)}: the lock allows {allowed}, the index served {served}",
                       "the lock was edited, or the index serves other files: check conduit.lock, or run `conduit lock` again")
+
+
+def without_cuda(project: Project, error: BuildError) -> BuildError | None:
+    """A CPU target that could not get the CPU build of torch, as one line with the fixes."""
+    if project.config.hardware.gpu:
+        return None
+    problem = cpu_torch_unavailable(error.message)
+    return BuildError(problem, CPU_TORCH_FIX) if problem else None
 
 
 def push_image(project: Project, tag: str | None = None, environ: dict[str, str] | None = None) -> Pushed:

@@ -207,7 +207,7 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         # The builder gets them too: pip may compile a wheel against their headers and libraries.
         build_packages=tuple(config.system_packages),
         env=tuple((name, json.dumps(value)) for name, value in env.items()),
-        pip_args=pip_args(requirements, gpu),
+        pip_args=pip_args(requirements, gpu, pip.find_links),
         uv_image=UV_IMAGE,
         build_arg_names=tuple(sorted(pip.build_args())),
         locked=locked,

@@ -19,7 +19,7 @@ from ..errors import ConduitError, UsageError
 from . import engine
 from .lockfile import PLATFORM, LockFile, LockInputs, lock_inputs, lock_path, staleness
 from .pip import PipSettings
-from .requirements import pip_args, user_requirements
+from .requirements import CPU_TORCH_FIX, cpu_torch_unavailable, pip_args, user_requirements
 from .uv import uv_binary
 
 INSTALLED_PATH = "/opt/venv/conduit.lock"  # in every image: the lock its packages were installed from
@@ -62,7 +62,7 @@ def resolve(project: Project, pip: PipSettings, inputs: LockInputs, before: Lock
         args += ["--index-url", pip.index_url]
     for url in pip.extra_index_urls:
         args += ["--extra-index-url", url]
-    args += pip_args(user_requirements(project), inputs.hardware == "gpu").split()
+    args += pip_args(user_requirements(project), inputs.hardware == "gpu", pip.find_links).split()
     if pip.find_links:
         args += ["--find-links", str(pip.find_links)]
     if pip.ca_bundle:
@@ -76,6 +76,10 @@ def resolve(project: Project, pip: PipSettings, inputs: LockInputs, before: Lock
         if before is not None:  # uv keeps the pins of the output file it finds, where they still fit
             (Path(work) / "conduit.lock").write_text(before.body)
         result = subprocess.run([uv_binary(), *args], cwd=work, env=env, capture_output=True, text=True, check=False)
+        resolved = (Path(work) / "conduit.lock").read_text() if result.returncode == 0 else ""
+        problem = None if inputs.hardware == "gpu" else cpu_torch_unavailable(result.stderr, resolved)
+        if problem:
+            raise ConduitError(problem, CPU_TORCH_FIX)
         if result.returncode != 0:
             raise ConduitError(f"uv could not resolve the requirements for {inputs.hardware}, python {inputs.python}:\n"
                                + result.stderr.strip(), "fix the requirements in conduit.yaml, then `conduit lock`")

@@ -140,7 +140,7 @@ def lock_inputs(project: Project, pip: PipSettings | None = None) -> LockInputs:
     requirements = user_requirements(project)
     indexes = [f"--index-url {without_credentials(pip.index_url or 'https://pypi.org/simple')}"]
     indexes += [f"--extra-index-url {without_credentials(url)}" for url in pip.extra_index_urls]
-    torch_index = pip_args(requirements, config.hardware.gpu).strip()  # PyTorch's CPU or CUDA index
+    torch_index = pip_args(requirements, config.hardware.gpu, pip.find_links).strip()  # PyTorch's CPU or CUDA index
     indexes += [torch_index] if torch_index else []
     if pip.find_links and pip.find_links.is_dir():
         indexes += [f"--find-links {name}" for name in sorted(p.name for p in pip.find_links.iterdir() if p.is_file())]

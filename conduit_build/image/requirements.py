@@ -52,7 +52,38 @@ def requirements_text(requirements: list[str], gpu: bool, extras: list[str] | No
     return f"# {target} target: the model's requirements from conduit.yaml\n" + "\n".join(lines) + "\n" + runtime
 
 
-def pip_args(requirements: list[str], gpu: bool) -> str:
-    """torch comes from PyTorch's own index: CPU-only wheels, or CUDA ones for GPU targets."""
-    torch_index = GPU_TORCH_INDEX if gpu else CPU_TORCH_INDEX
-    return f"--extra-index-url {torch_index} " if any(requirement_name(r) == "torch" for r in requirements) else ""
+def pip_args(requirements: list[str], gpu: bool, find_links: Path | None = None) -> str:
+    """torch comes from PyTorch's own index: CPU-only wheels, or CUDA ones for GPU targets, unless
+    the find-links folder holds a torch wheel for the target (then the index is not asked at all:
+    where it does not answer, asking it fails the whole resolution)."""
+    if not any(requirement_name(r) == "torch" for r in requirements) or has_torch_wheel(find_links, gpu):
+        return ""
+    return f"--extra-index-url {GPU_TORCH_INDEX if gpu else CPU_TORCH_INDEX} "
+
+
+def has_torch_wheel(find_links: Path | None, gpu: bool) -> bool:
+    """A torch wheel for the target among the find-links: `+cpu` ones for CPU targets, others for GPU."""
+    if find_links is None or not find_links.is_dir():
+        return False
+    return any(("+cpu" in wheel.name) != gpu for wheel in find_links.glob("torch-*.whl"))
+
+
+# How a CPU target gets the CPU build of torch, when it could not.
+CPU_TORCH_FIX = ("give the build PyTorch's CPU wheels: an index that has them (image.extra_index_urls or "
+                 "CONDUIT_PIP_EXTRA_INDEX_URL), a folder holding the torch +cpu wheel (image.find_links or "
+                 "CONDUIT_PIP_FIND_LINKS, with torch pinned ==X.Y.Z), or a conduit.lock that pins it")
+
+
+def cpu_torch_unavailable(log: str, resolved: str = "") -> str | None:
+    """What a CPU target's failed resolution means, in one line, when the CPU build of torch was
+    not to be had: its index did not answer (uv's log says it could not fetch from it), or CUDA
+    wheels were resolved instead (torch from PyPI pulls nvidia-* wheels: the Dockerfile's guard
+    line in the log, or nvidia-* pins in `resolved`). Either way before anything is downloaded."""
+    guard = re.search(r"^conduit: CUDA wheels resolved for a cpu target:(.*)$", log, re.MULTILINE)
+    cuda = guard.group(1).split() if guard else re.findall(r"^(nvidia-[a-z0-9-]+)==", resolved, re.MULTILINE)
+    if guard or cuda:
+        return (f"a cpu target resolved CUDA wheels ({', '.join(cuda[:3])}…): the CPU build of torch "
+                "could not be had, and a CPU image never carries CUDA")
+    if re.search(r"Failed to fetch:?\s*`?" + re.escape(CPU_TORCH_INDEX), log):
+        return f"PyTorch's CPU wheel index ({CPU_TORCH_INDEX}) did not answer: the CPU build of torch cannot be had"
+    return None

@@ -13,6 +13,7 @@ COPY --from=conduit-uv:0.13.9 /uv /opt/uv/bin/uv
 COPY requirements.txt lock-header.txt /tmp/conduit/
 RUN python3 -m venv --without-pip /opt/venv && cd /tmp/conduit \
  && /opt/uv/bin/uv pip compile --quiet --generate-hashes --no-header requirements.txt -o resolved.txt \
+ && { ! grep -q '^nvidia-' resolved.txt || { echo "conduit: CUDA wheels resolved for a cpu target:" $(grep -o '^nvidia-[a-z0-9-]*' resolved.txt | head -3) >&2; exit 1; }; } \
  && cat lock-header.txt resolved.txt > /opt/venv/conduit.lock \
  && /opt/uv/bin/uv pip sync --require-hashes /opt/venv/conduit.lock \
  && { /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash -x '/tests?/' /opt/venv/lib || true; } \
@@ -28,6 +29,9 @@ RUN useradd --system --uid 10001 --gid 0 --home-dir /app --no-create-home condui
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /opt/conduit /opt/conduit
 ENV PATH=/opt/venv/bin:$PATH PYTHONPATH=/opt/conduit PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+# The root filesystem may be read-only (docker run --read-only, Kubernetes' readOnlyRootFilesystem)
+# with a tmpfs on /tmp: libraries that cache under $HOME (Hugging Face, torch, matplotlib) write there.
+ENV HOME=/tmp/conduit-home XDG_CACHE_HOME=/tmp/conduit-home/.cache
 WORKDIR /app
 USER 10001
 EXPOSE 8000
