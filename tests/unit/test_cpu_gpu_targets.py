@@ -59,7 +59,7 @@ def test_find_links_with_torch_replaces_the_cpu_index(tmp_path: Path) -> None:
     (links / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").write_bytes(b"not read by render")
     config = project(tmp_path / "p", "[torch==2.13.0]")
     dockerfile = render(load(config), PipSettings(find_links=links)).files["Dockerfile"].decode()
-    assert "download.pytorch.org" not in dockerfile and "PIP_FIND_LINKS=" in dockerfile
+    assert "download.pytorch.org" not in dockerfile and "UV_FIND_LINKS=" in dockerfile
     gpu = project(tmp_path / "gpu", "[torch==2.13.0]", "gpu")  # a +cpu wheel is no GPU target's torch
     dockerfile = render(load(gpu), PipSettings(find_links=links)).files["Dockerfile"].decode()
     assert "--extra-index-url https://download.pytorch.org/whl/cu" in dockerfile
