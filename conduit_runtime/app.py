@@ -18,11 +18,13 @@ from starlette.routing import Route
 from .errors import MethodNotAllowed, NotFound, NotReady, ServerError
 from .log import exception_record, log
 from .metrics import Metrics
+from .oip_routes import oip_routes
 from .openapi import openapi
 from .predict import PredictEndpoint
 from .predict.admission import Admission
 from .predict.body import Receive
 from .predict.endpoint import Send
+from .predict.v2 import InferEndpoint
 from .protocol import dumps, error_body
 from .service import Service
 from .spec import ServerSpec
@@ -58,7 +60,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         loaded = service.flow is not None
         if loaded not in schemas:
             features = service.flow.features if service.flow is not None else None
-            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features))
+            signature = service.flow.signature if service.flow is not None else None
+            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features, signature=signature))
         return Response(schemas[loaded], media_type=JSON)
 
     async def metrics_text(request: HTTPRequest) -> Response:
@@ -103,6 +106,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             Route("/ready", ready, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
+            *oip_routes(service, admission, InferEndpoint(service, admission, metrics, key, debug)),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

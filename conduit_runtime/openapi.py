@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .loaders import FLOAT32_MAX
+from .openapi_v2 import v2_paths
 from .spec import ServerSpec
 
 ERROR = {
@@ -60,7 +61,8 @@ def data_schema(features: int | None) -> dict[str, Any]:
     ]}
 
 
-def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dict[str, Any]:
+def openapi(spec: ServerSpec, secured: bool, features: int | None = None,
+            signature: dict[str, Any] | None = None) -> dict[str, Any]:
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     data = data_schema(features)
     form_fields: dict[str, Any] = {
@@ -121,6 +123,7 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
     def probe(summary: str) -> dict[str, Any]:
         return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready", "content": error_ref}}}}
 
+    v2 = v2_paths(spec, secured, features, signature)
     return {
         "openapi": "3.1.0",
         "info": {"title": spec.name, "version": "1.0.0", "description": "Served by Conduit."},
@@ -129,9 +132,10 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None) -> dic
             "/health": probe("Liveness: 200 while the process serves."),
             "/ready": probe("Readiness: 200 once the model is loaded and warmed up."),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            **v2["paths"],
         },
         "components": {
-            "schemas": {"Envelope": ENVELOPE, "Error": ERROR},
+            "schemas": {"Envelope": ENVELOPE, "Error": ERROR, **v2["schemas"]},
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "Authorization",
                            "description": "The key, or 'Bearer <key>'."}

@@ -25,7 +25,7 @@ from ..metrics import Metrics
 from ..protocol import error_body
 from ..service import Service
 from .admission import Admission, Place
-from .body import Receive, read_body
+from .body import Body, Receive, read_body
 from .events import send_events
 from .job import Job
 
@@ -40,6 +40,8 @@ def failure_of(error: ServerError | None) -> dict[str, Any] | None:
 
 
 class PredictEndpoint:
+    streams = True  # answers Accept: text/event-stream with events
+
     def __init__(self, service: Service, admission: Admission, metrics: Metrics, key: bytes, debug: bool = False) -> None:
         self.service = service
         self.admission = admission
@@ -74,7 +76,7 @@ class PredictEndpoint:
                 request_id = value
             elif name == b"accept":
                 accept = value
-        events = accept is not None and b"text/event-stream" in accept
+        events = self.streams and accept is not None and b"text/event-stream" in accept
         job: Job | None = None
         failure = None
         try:
@@ -85,8 +87,8 @@ class PredictEndpoint:
             try:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(self.timeout_s):
-                    body = await read_body(content_type, content_length, receive, self.limit)
-                    job = Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
+                    body = await self.read_body(scope, content_type, content_length, receive)
+                    job = self.new_job(scope, body, run_id, arrived, events)
                     await self.take_slot(place, receive)
                     result = await job.run(self.service.pool)
                 if events:  # the answer is begun: from here on every outcome is an event
@@ -102,17 +104,18 @@ class PredictEndpoint:
             assert isinstance(result, bytes)
             content, status = result, 200
         except ServerError as error:
-            content, status = error_body(error, run_id, self.debug), error.status
+            content, status = self.error_body(error, run_id), error.status
             failure = failure_of(error)
         except ClientDisconnect:
             return  # nobody is left to answer
         except Exception as exc:  # a bug of ours: still one JSON answer, never a traceback
             bug = ServerError("the server failed; its log has the details under this run_id", detail=repr(exc))
-            content, status = error_body(bug, run_id, self.debug), 500
+            content, status = self.error_body(bug, run_id), 500
             failure = {"error": "internal_error", **exception_record(exc)}
         self.record(status, arrived, run_id, job if status == 200 else None, failure)
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", job.content_type if job is not None and status == 200 else b"application/json"),
+            *(job.headers if job is not None and status == 200 else ()),
             (b"content-length", str(len(content)).encode()),
             (b"x-request-id", request_id or run_id.encode()),
         ]
@@ -122,6 +125,17 @@ class PredictEndpoint:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    # The protocol's parts, which the Open Inference Protocol's infer endpoint (v2.py) changes.
+    async def read_body(self, scope: MutableMapping[str, Any], content_type: bytes | None,
+                        content_length: bytes | None, receive: Receive) -> Body:
+        return await read_body(content_type, content_length, receive, self.limit)
+
+    def new_job(self, scope: MutableMapping[str, Any], body: Body, run_id: str, arrived: float, events: bool) -> Job:
+        return Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
+
+    def error_body(self, error: ServerError, run_id: str) -> bytes:
+        return error_body(error, run_id, self.debug)
 
     def record(self, status: int, arrived: float, run_id: str, done: Job | None, failure: dict[str, Any] | None) -> None:
         """The answer's metrics sample and log line (a success's line was made in the worker)."""
