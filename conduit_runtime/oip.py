@@ -97,10 +97,12 @@ def parse_infer(body: bytes | bytearray, header_length: int | None) -> InferRequ
     payload = parse_json(bytes(view[:header_length]), "the inference request", "bad_json")
     if not isinstance(payload, dict):
         raise BadRequest("an inference request is a JSON object with inputs[]", BAD)
+    # Optional members are left out when not given: a null in their place is refused, as
+    # /openapi.json describes them (a string, an object, a list).
     request_id = payload.get("id")
-    if request_id is not None and not isinstance(request_id, str):
+    if "id" in payload and not isinstance(request_id, str):
         raise BadRequest("id must be a string", BAD)
-    parameters = payload.get("parameters") or {}
+    parameters = payload.get("parameters", {})
     if not isinstance(parameters, dict):
         raise BadRequest("parameters must be a JSON object", BAD)
     raw_inputs = payload.get("inputs")
@@ -117,8 +119,8 @@ def parse_infer(body: bytes | bytearray, header_length: int | None) -> InferRequ
     binary_all = parameters.get("binary_data_output", False)
     if not isinstance(binary_all, bool):
         raise BadRequest("parameters.binary_data_output must be true or false", BAD)
-    return InferRequest(request_id, inputs, parameters, read_outputs(payload.get("outputs"), binary_all),
-                        binary_all, files)
+    outputs = read_outputs(payload["outputs"], binary_all) if "outputs" in payload else None
+    return InferRequest(request_id, inputs, parameters, outputs, binary_all, files)
 
 
 class Binary:
@@ -141,16 +143,14 @@ class Binary:
         return piece
 
 
-def read_outputs(raw: Any, binary_all: bool) -> list[Wanted] | None:
-    if raw is None:
-        return None
+def read_outputs(raw: Any, binary_all: bool) -> list[Wanted]:
     if not isinstance(raw, list):
         raise BadRequest("outputs must be a list of {name, parameters}", BAD)
     wanted = []
     for index, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise BadRequest(f"outputs[{index}] must be an object with a name", BAD)
-        parameters = item.get("parameters") or {}
+        parameters = item.get("parameters", {})
         if not isinstance(parameters, dict):
             raise BadRequest(f"outputs[{index}].parameters must be a JSON object", BAD)
         binary = parameters.get("binary_data", binary_all)
@@ -171,7 +171,7 @@ def read_tensor(raw: Any, where: str, binary: Binary, files: list[UploadedFile])
         raise BadRequest(f"{where}: shape must be a list of non-negative integers", BAD)
     if datatype not in DATATYPES:
         raise BadRequest(f"{where}: datatype must be one of {', '.join(DATATYPES)}", BAD)
-    parameters = raw.get("parameters") or {}
+    parameters = raw.get("parameters", {})
     if not isinstance(parameters, dict):
         raise BadRequest(f"{where}: parameters must be a JSON object", BAD)
     size = parameters.get("binary_data_size")

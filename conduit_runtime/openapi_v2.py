@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .oip import DATATYPES, VERSION
+from .oip import DATATYPES, VERSION, output_name
 from .spec import ServerSpec
 
 FLOAT32_MAX = 3.4028234663852886e38
@@ -69,32 +69,44 @@ ERRORS = {
 
 
 def input_schema(features: int | None) -> dict[str, Any]:
-    """An infer request's input tensor: generic, or one row of `features` numbers."""
-    generic: dict[str, Any] = {
-        "type": "object",
-        "required": ["name", "shape", "datatype"],
-        "properties": {
-            "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-            "datatype": {"type": "string", "enum": list(DATATYPES)},
-            "parameters": {"type": "object", "description": "binary_data_size: the tensor's bytes after the JSON "
-                                                            "(then no data); content_type of BYTES elements."},
-            "data": {"type": "array", "description": "Its elements, flat (row-major) or nested as the shape."},
-        },
-    }
+    """An infer request's input tensor. The server takes any shape whose data fills it; what
+    JSON Schema can tie together is described: one element of each datatype (shape [1]), or,
+    where the model's library says how many numbers a row holds, one row of them."""
     if features is None:
-        return generic
+        element = {
+            "BOOL": {"type": "boolean"},
+            "INT": {"type": "integer", "minimum": 0, "maximum": 127},  # fits every integer datatype
+            "FP": {"type": "number", "minimum": -65504, "maximum": 65504},  # fits FP16
+            "BYTES": {"type": "string"},
+        }
+        kinds = {"BOOL": ["BOOL"], "INT": [t for t in DATATYPES if "INT" in t],
+                 "FP": ["FP16", "FP32", "FP64"], "BYTES": ["BYTES"]}
+        return {"anyOf": [{
+            "type": "object",
+            "required": ["name", "shape", "datatype", "data"],
+            "description": "A tensor of any shape whose data fills it (flat, row-major, or nested as the "
+                           "shape); its elements as the datatype says. Described here for shape [1].",
+            "properties": {
+                "name": {"type": "string"},
+                "shape": {"type": "array", "prefixItems": [{"const": 1}], "minItems": 1, "maxItems": 1},
+                "datatype": {"type": "string", "enum": kinds[kind]},
+                "parameters": {"type": "object", "description": "binary_data_size: the tensor's bytes after the "
+                                                                "JSON (then no data); content_type of BYTES elements."},
+                "data": {"type": "array", "items": element[kind], "minItems": 1, "maxItems": 1},
+            },
+        } for kind in ("BOOL", "INT", "FP", "BYTES")]}
     number = {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX}
     row = {"type": "array", "items": number, "minItems": features, "maxItems": features}
     return {
         "type": "object",
         "required": ["name", "shape", "datatype", "data"],
-        "description": f"Rows of {features} numbers: shape [k, {features}] (documented here for k = 1).",
+        "description": f"Rows of {features} numbers: shape [k, {features}] (described here for k = 1).",
         "properties": {
             "name": {"type": "string"},
             "shape": {"type": "array", "prefixItems": [{"const": 1}, {"const": features}],
                       "minItems": 2, "maxItems": 2},
             "datatype": {"type": "string", "enum": ["FP32", "FP64"]},
+            "parameters": {"type": "object"},
             "data": {"anyOf": [row, {"type": "array", "items": row, "minItems": 1, "maxItems": 1}]},
         },
     }
@@ -103,12 +115,13 @@ def input_schema(features: int | None) -> dict[str, Any]:
 def v2_paths(spec: ServerSpec, secured: bool, features: int | None,
              signature: dict[str, Any] | None) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/V2Error"}}}
-    outputs = [str(o["name"]) for o in (signature or {}).get("outputs", [])]
+    # The outputs the model's library names, else the one a single result is answered as.
+    outputs = [str(o["name"]) for o in (signature or {}).get("outputs", [])] or [output_name(signature)]
     wanted: dict[str, Any] = {
         "type": "object",
         "required": ["name"],
         "properties": {
-            "name": {"type": "string", **({"enum": outputs} if outputs else {})},
+            "name": {"type": "string", "enum": outputs},
             "parameters": {"type": "object", "properties": {"binary_data": {"type": "boolean"}}},
         },
     }

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import struct
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -312,3 +314,22 @@ def test_bytes_elements_reach_the_model_as_files(python_server: Server) -> None:
     bad = httpx.post(python_server.url + "/v2/models/two-inputs/infer", content=header + blob[:-1],
                      headers={**AUTH, "Inference-Header-Content-Length": str(len(header))})
     assert bad.status_code == 400
+
+
+# -- /openapi.json -----------------------------------------------------------------------------------
+
+
+def test_schemathesis_on_the_v2_routes(onnx_server: Server, tmp_path: Path) -> None:
+    """Every check of schemathesis on the V2 routes as /openapi.json documents them: no 5xx,
+    documented statuses and bodies, schema-valid requests taken and invalid ones refused."""
+    spec = httpx.get(onnx_server.url + "/openapi.json").json()
+    assert {"/v2", "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
+            "/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"} <= set(spec["paths"])
+    run = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", onnx_server.url + "/openapi.json", "--checks", "all",
+         "-H", f"Authorization: {API_KEY}", "--include-path-regex", "^/v2", "--phases", "coverage,fuzzing",
+         "--max-examples", "100", "--seed", "7", "--no-color"],
+        capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "9 passed" in run.stdout
