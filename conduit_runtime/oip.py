@@ -237,8 +237,12 @@ def to_array(flat: list[Any], shape: list[int], datatype: str, where: str) -> An
         if min(flat) < info.min or max(flat) > info.max:
             raise BadRequest(f"{where}: a number is out of {datatype}'s range", BAD)
     if family == "FP" and flat:
-        finite = np.finfo(dtype).max
-        if any(not math.isfinite(x) or abs(x) > finite for x in flat):
+        finite = float(np.finfo(dtype).max)  # a Python float: compared with a float32, x would be rounded first
+        try:
+            beyond = any(not math.isfinite(x) or abs(x) > finite for x in flat)
+        except OverflowError:  # an integer past any float
+            beyond = True
+        if beyond:
             raise BadRequest(f"{where}: a number is out of {datatype}'s finite range", BAD)
     return np.array(flat, dtype=dtype).reshape(shape)
 

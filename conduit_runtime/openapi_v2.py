@@ -105,7 +105,8 @@ def input_schema(features: int | None) -> dict[str, Any]:
             "name": {"type": "string"},
             "shape": {"type": "array", "prefixItems": [{"const": 1}, {"const": features}],
                       "minItems": 2, "maxItems": 2},
-            "datatype": {"type": "string", "enum": ["FP32", "FP64"]},
+            # FP64 (and the integer types) are taken too; FP32 is what bounds the numbers as described
+            "datatype": {"type": "string", "enum": ["FP32"]},
             "parameters": {"type": "object"},
             "data": {"anyOf": [row, {"type": "array", "items": row, "minItems": 1, "maxItems": 1}]},
         },

@@ -62,6 +62,8 @@ class Suite:
         for variant in self.passed_variants:
             if variant.kind != "v2":
                 return variant
+        if self.passed_variants:
+            raise CheckSkipped("only V2 examples passed; this check sends a /predict request (add a json: example)")
         raise CheckSkipped("no example passed, so there is no request known to succeed")
 
 

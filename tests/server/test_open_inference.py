@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.http as triton
-from conftest import API_KEY, Server
+from conftest import API_KEY, Server, conduit
 from tritonclient.utils import InferenceServerException
 
 ROWS = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
@@ -79,7 +79,7 @@ def iris(serve: Any, examples: Path) -> Server:
 
 
 @pytest.fixture(scope="module")
-def onnx_server(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Server:
+def onnx_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from skl2onnx import to_onnx
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -91,7 +91,13 @@ def onnx_server(serve: Any, tmp_path_factory: pytest.TempPathFactory) -> Server:
     graph = to_onnx(model, X[:1], options={id(model): {"zipmap": False}}, target_opset=17)
     (directory / "model.onnx").write_bytes(graph.SerializeToString())
     (directory / "conduit.yaml").write_text(ONNX_CONFIG)
-    server: Server = serve(directory / "conduit.yaml")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def onnx_server(serve: Any, onnx_dir: Path) -> Server:
+    """Warmed up with its V2 example: the first of its tests."""
+    server: Server = serve(onnx_dir / "conduit.yaml")
     return server
 
 
@@ -333,3 +339,14 @@ def test_schemathesis_on_the_v2_routes(onnx_server: Server, tmp_path: Path) -> N
     )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "9 passed" in run.stdout
+
+
+def test_conduit_test_sends_v2_examples(onnx_server: Server, onnx_dir: Path) -> None:
+    result = conduit("test", "-f", str(onnx_dir / "conduit.yaml"), "--url", onnx_server.url, "--repeat", "2", "--json",
+                     env={"CONDUIT_API_KEY": API_KEY})
+    assert result.returncode == 0, result.stdout + result.stderr
+    checks = {check["name"]: check for check in json.loads(result.stdout)["checks"]}
+    example = checks["example setosa (v2)"]
+    assert example["status"] == "pass" and "as expected" in example["reason"]
+    # the checks about /predict's errors still send a /predict request, not the V2 one
+    assert checks["401 without a key"]["status"] == "skip"
