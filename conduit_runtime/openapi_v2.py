@@ -133,8 +133,9 @@ def v2_paths(spec: ServerSpec, secured: bool, features: int | None,
             "id": {"type": "string"},
             "parameters": {"type": "object", "description": "Handed to the model (hf pipelines: keyword arguments); "
                                                             "binary_data_output: every output as binary data."},
-            "inputs": {"type": "array", "minItems": 1, "items": input_schema(features),
-                       **({"maxItems": 1} if features is not None else {})},
+            # Several inputs, each named differently, become a dict by name: JSON Schema cannot say
+            # "names differ", so one is described.
+            "inputs": {"type": "array", "minItems": 1, "maxItems": 1, "items": input_schema(features)},
             "outputs": {"type": "array", "items": wanted},
         },
     }
