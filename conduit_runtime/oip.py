@@ -225,6 +225,11 @@ ELEMENT_TYPES: dict[str, set[type]] = {"BOOL": {bool}, "BYTES": {str}, "FP": {in
 
 def to_array(flat: list[Any], shape: list[int], datatype: str, where: str) -> Any:
     family = "FP" if datatype.startswith("FP") else "INT" if "INT" in datatype else datatype
+    if family == "INT" and float in set(map(type, flat)):
+        # JSON Schema counts 2.0 as an integer, and so do many JSON writers: whole floats are taken.
+        if not all(x.is_integer() if isinstance(x, float) else True for x in flat):
+            raise BadRequest(f"{where}: {datatype} data cannot hold fractions", BAD)
+        flat = [int(x) if isinstance(x, float) else x for x in flat]
     kinds = set(map(type, flat))
     if not kinds <= ELEMENT_TYPES[family]:
         found = ", ".join(sorted(k.__name__ for k in kinds - ELEMENT_TYPES[family]))
