@@ -20,12 +20,14 @@ from .errors import MethodNotAllowed, NotFound, NotReady, ServerError
 from .log import exception_record, log
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
+from .oip_routes import oip_routes
 from .openapi import openapi
 from .predict import PredictEndpoint
 from .predict.admission import Admission
 from .predict.body import Receive
 from .predict.endpoint import Send
 from .predict.predictions import Predictions
+from .predict.v2 import InferEndpoint
 from .protocol import dumps, error_body
 from .service import Service
 from .spec import ServerSpec
@@ -86,7 +88,8 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         loaded = service.flow is not None
         if loaded not in schemas:
             features = service.flow.features if service.flow is not None else None
-            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features,
+            signature = service.flow.signature if service.flow is not None else None
+            schemas[loaded] = dumps(openapi(spec, secured=bool(key), features=features, signature=signature,
                                             webhooks=predictions.webhooks.signer is not None))
         return Response(schemas[loaded], media_type=JSON)
 
@@ -137,6 +140,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             Route("/metrics", metrics_text, methods=["GET"]),
             Route("/predictions/{id}", prediction, methods=["GET"]),
             Route("/predictions/{id}/cancel", prediction, methods=["POST"]),
+            *oip_routes(service, admission, InferEndpoint(service, admission, metrics, key, debug)),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

@@ -101,6 +101,7 @@ class Stage:
     features: int | None = None  # numbers per row the model takes, where its library says
     # models[i].batch: a Batcher (predict/batch.py) that stands in for `model` on the server
     batch: Any = None
+    signature: dict[str, Any] | None = None  # the model's tensors, where its library says (oip.py)
 
     @classmethod
     def build(cls, label: str, model: Model, pre: Callable[..., Any] | None = None,
@@ -114,6 +115,7 @@ class Stage:
             pre=bind_pre(pre, f"{label} pre hook") if pre else None,
             post=bind_post(post, f"{label} post hook") if post else None,
             features=model.features,
+            signature=model.signature,
         )
 
     def plan(self, data: Any, files: list[Any], parameters: dict[str, Any]) -> Plan:
@@ -145,6 +147,17 @@ class Flow:
         comes (no pre hook) and its library knows how many it takes."""
         first = self.stages[0] if self.stages else None
         return first.features if first is not None and first.pre is None else None
+
+    @property
+    def signature(self) -> dict[str, Any] | None:
+        """The flow's tensors for the Open Inference Protocol: the first model's inputs when it
+        reads the request as it comes, the last model's outputs when no post hook changes them."""
+        if not self.stages:
+            return None
+        first, last = self.stages[0], self.stages[-1]
+        inputs = first.signature["inputs"] if first.signature and first.pre is None else []
+        outputs = last.signature["outputs"] if last.signature and last.post is None else []
+        return {"inputs": inputs, "outputs": outputs} if inputs or outputs else None
 
     @classmethod
     def load(cls, spec: ServerSpec, observe_batch: Callable[[str, int], None] | None = None) -> Flow:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadRequest, InputRejected
+from .oip import estimator_signature, onnx_signature
 from .userland import load_object, positional_arity
 
 # (input, files, parameters) -> output
@@ -39,6 +40,9 @@ class Model:
     # Numbers per input row, where the library knows (scikit-learn's n_features_in_,
     # XGBoost's feature count, an ONNX input's last dimension): /openapi.json describes them.
     features: int | None = None
+    # Its tensors for the Open Inference Protocol's model metadata ({"inputs": [...], "outputs": [...]}),
+    # where the library tells them (oip.py).
+    signature: dict[str, Any] | None = None
 
 
 class NoGPU(RuntimeError):
@@ -136,7 +140,9 @@ def sklearn_method(method: str) -> Callable[[Path, dict[str, Any], bool], Model]
     def load(path: Path, options: dict[str, Any], gpu: bool) -> Model:
         estimator = read_pickle(path)
         bound = getattr(estimator, method)
-        return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=feature_count(estimator))
+        features = feature_count(estimator)
+        return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=features,
+                     signature=estimator_signature(estimator, method, features))
 
     return load
 
@@ -155,7 +161,9 @@ def xgboost_method(cls_name: str, method: str) -> Callable[[Path, dict[str, Any]
                 raise NoGPU(f"hardware: gpu, but xgboost {xgboost.__version__} is built without CUDA: {GPU_FIX}")
             estimator.set_params(device="cuda")
         bound = getattr(estimator, method)
-        return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=feature_count(estimator))
+        features = feature_count(estimator)
+        return Model(call=lambda x, files, params: bound(x), coerce=to_table, features=features,
+                     signature=estimator_signature(estimator, method, features))
 
     return load
 
@@ -200,7 +208,8 @@ def load_onnx(path: Path, options: dict[str, Any], gpu: bool) -> Model:
     shape = inputs[0].shape if len(inputs) == 1 else None
     features = shape[-1] if shape and len(shape) == 2 and isinstance(shape[-1], int) and shape[-1] > 0 else None
     return Model(call=call, coerce=coerce, rejects=onnx_rejects,
-                 features=features if first_dtype in (np.float32, np.float64) else None)
+                 features=features if first_dtype in (np.float32, np.float64) else None,
+                 signature=onnx_signature(session))
 
 
 def load_torch(path: Path, options: dict[str, Any], gpu: bool) -> Model:

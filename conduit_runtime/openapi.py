@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .loaders import FLOAT32_MAX
+from .openapi_v2 import v2_paths
 from .spec import ServerSpec
 
 ERROR: dict[str, Any] = {
@@ -116,7 +117,8 @@ def data_schema(features: int | None) -> dict[str, Any]:
     ]}
 
 
-def openapi(spec: ServerSpec, secured: bool, features: int | None = None, webhooks: bool = False) -> dict[str, Any]:
+def openapi(spec: ServerSpec, secured: bool, features: int | None = None,
+            signature: dict[str, Any] | None = None, webhooks: bool = False) -> dict[str, Any]:
     """`webhooks`: the server has a webhook secret, so the webhook fields are taken (else refused: not shown)."""
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     data = data_schema(features)
@@ -189,6 +191,7 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None, webhoo
     def probe(summary: str) -> dict[str, Any]:
         return {"get": {"summary": summary, "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready", "content": error_ref}}}}
 
+    v2 = v2_paths(spec, secured, features, signature)
     return {
         "openapi": "3.1.0",
         "info": {"title": spec.name, "version": "1.0.0", "description": "Served by Conduit."},
@@ -198,9 +201,11 @@ def openapi(spec: ServerSpec, secured: bool, features: int | None = None, webhoo
             "/ready": probe("Readiness: 200 once the model is loaded and warmed up."),
             **async_paths(error_ref, secured),
             "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {"200": {"description": "Text format", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            **v2["paths"],
         },
         "components": {
-            "schemas": {"Envelope": ENVELOPE, "Error": ERROR, "Accepted": ACCEPTED, "Prediction": PREDICTION},
+            "schemas": {"Envelope": ENVELOPE, "Error": ERROR, "Accepted": ACCEPTED, "Prediction": PREDICTION,
+                        **v2["schemas"]},
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "Authorization",
                            "description": "The key, or 'Bearer <key>'."}

@@ -18,7 +18,8 @@ from .files import as_upload
 from .flow import Flow
 from .loaders import NoGPU
 from .log import exception_record, log
-from .protocol import Request, as_rows, check_data
+from .oip import parse_infer
+from .protocol import Request, as_rows, check_data, dumps
 from .spec import ServerSpec
 
 LOADING = "the model is loading"
@@ -68,6 +69,8 @@ class Service:
     def warmup_request(self) -> Request:
         example = self.spec.warmup
         assert example is not None
+        if example.v2 is not None:
+            return parse_infer(dumps(example.v2), None).to_request()
         files = [as_upload(self.spec.project_dir / name, i) for i, name in enumerate(example.files)]
         data = example.data
         if isinstance(data, dict):

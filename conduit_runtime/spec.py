@@ -45,6 +45,7 @@ class Example:
     name: str
     data: Any
     files: tuple[str, ...] = ()
+    v2: dict[str, Any] | None = None  # an Open Inference Protocol infer request instead of data
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class ServerSpec:
                 name=warmup["name"],
                 data=warmup.get("data"),
                 files=tuple(warmup.get("files", ())),
+                v2=warmup.get("v2"),
             )
             if warmup
             else None,

@@ -47,6 +47,8 @@ class Project:
             first = config.tests[0]
             if first.form is not None:
                 warmup = {"name": first.name, "data": first.form.data, "files": first.form.files}
+            elif first.v2 is not None:
+                warmup = {"name": first.name, "v2": first.v2}
             else:
                 warmup = {"name": first.name, "data": first.json_}
         return {
@@ -277,8 +279,8 @@ def check_files(
     for index, case in enumerate(tests):
         if case is None:
             continue
-        if (case.json_ is None) == (case.form is None):
-            bad(("tests", index), "give exactly one of json: or form: for each test")
+        if sum(part is not None for part in (case.json_, case.form, case.v2)) != 1:
+            bad(("tests", index), "give exactly one of json: or form: (or v2:) for each test")
         for position, name in enumerate(case.form.files if case.form else []):
             text = inside(root, name, want="file")
             if text:

@@ -199,6 +199,9 @@ class TestCase(Strict):
     name: str = Field(pattern=r"^\S.*$")
     json_: Any = Field(None, alias="json", description="The JSON body sent to /predict.")
     form: Form | None = None
+    v2: dict[str, Any] | None = Field(
+        None, description="An Open Inference Protocol infer request ({inputs: [{name, shape, datatype, data}]}) "
+                          "sent to /v2/models/<name>/infer; expect.result is then its first output's data.")
     expect: Expect | None = None
     stream: bool = Field(False, description="Ask for Server-Sent Events (Accept: text/event-stream) and check "
                                             "the completed event's envelope.")

@@ -37,7 +37,7 @@ class Variant:
     """One example sent one way: as a JSON body or as a multipart form."""
 
     example: str
-    kind: Literal["json", "form"]
+    kind: Literal["json", "form", "v2"]
     body: Any = None  # the JSON body (json)
     fields: dict[str, str] = field(default_factory=dict)  # form fields, already JSON text (form)
     files: tuple[Path, ...] = ()  # file parts in order (form)
@@ -65,7 +65,10 @@ def as_fields(data: Any, parameters: Any) -> dict[str, str]:
 
 def variants(case: TestCase, root: Path) -> list[Variant]:
     """Every example as JSON and as multipart, where the other form can say the same;
-    each asking for events when the example says `stream: true`."""
+    an Open Inference Protocol request as itself; each asking for events when the example says
+    `stream: true`."""
+    if case.v2 is not None:
+        return [Variant(case.name, "v2", body=case.v2)]
     made = _variants(case, root)
     return [replace(variant, stream=True) for variant in made] if case.stream else made
 
@@ -87,9 +90,10 @@ def _variants(case: TestCase, root: Path) -> list[Variant]:
 class Client:
     """httpx with the base URL, the key and a request timeout."""
 
-    def __init__(self, base_url: str, api_key: str | None, timeout_s: float) -> None:
+    def __init__(self, base_url: str, api_key: str | None, timeout_s: float, model: str = "") -> None:
         self.api_key = api_key
         self.http = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout_s)
+        self.infer_path = f"/v2/models/{model}/infer"  # V2 examples
 
     def auth(self) -> dict[str, str]:
         return {"Authorization": self.api_key} if self.api_key else {}
@@ -98,6 +102,8 @@ class Client:
         headers = {**(self.auth() if with_key else {}), **(headers or {})}
         if variant.kind == "json":
             return self.http.post("/predict", json=variant.body, headers=headers)
+        if variant.kind == "v2":
+            return self.http.post(self.infer_path, json=variant.body, headers=headers)
         # (None, text) parts are plain fields: httpx then always sends multipart, even without files
         parts: list[tuple[str, Any]] = [(name, (None, text)) for name, text in variant.fields.items()]
         with_files = [(p, p.open("rb")) for p in variant.files]
@@ -188,6 +194,27 @@ def envelope_problem(body: Any) -> str | None:
         return f"prediction id {bad[0]!r} is not 32 lowercase hex digits"
     if len(set(ids)) != len(ids):
         return "prediction_ids are not unique"
+    return None
+
+
+def v2_answer_problem(body: Any, model: str) -> str | None:
+    """What is wrong with an Open Inference Protocol infer answer, or None."""
+    if not isinstance(body, dict):
+        return f"the body is a {type(body).__name__}, not an object"
+    if body.get("model_name") != model:
+        return f"model_name {body.get('model_name')!r}, expected {model!r}"
+    outputs = body.get("outputs")
+    if not isinstance(outputs, list) or not outputs:
+        return "no outputs[]"
+    for output in outputs:
+        if not isinstance(output, dict) or not {"name", "datatype", "shape"} <= set(output):
+            return f"an output without name, datatype and shape: {output!r}"[:300]
+    parameters = body.get("parameters") or {}
+    if not is_uuid(parameters.get("run_id")):
+        return f"parameters.run_id {parameters.get('run_id')!r} is not a UUID"
+    ids = str(parameters.get("prediction_ids", "")).split(",")
+    if not all(HEX32.match(i) for i in ids):
+        return f"parameters.prediction_ids {parameters.get('prediction_ids')!r} are not 32-hex ids"
     return None
 
 

@@ -29,6 +29,7 @@ from .calls import (
     expect_error,
     expect_status,
     mismatch,
+    v2_answer_problem,
     variants,
 )
 from .polling import submit_and_poll
@@ -58,9 +59,13 @@ class Suite:
         return self.client.api_key
 
     def a_request(self) -> Variant:
-        """A request the server accepts, for checks about something else (auth, ids)."""
+        """A request the server accepts, for checks about something else (auth, ids):
+        a /predict one, whose errors those checks read."""
+        for variant in self.passed_variants:
+            if variant.kind != "v2":
+                return variant
         if self.passed_variants:
-            return self.passed_variants[0]
+            raise CheckSkipped("only V2 examples passed; this check sends a /predict request (add a json: example)")
         raise CheckSkipped("no example passed, so there is no request known to succeed")
 
 
@@ -118,17 +123,25 @@ def example_check(variant: Variant, case: TestCase) -> Check:
             else:
                 body = body_of(response)
             text = response.text
-        problem = envelope_problem(body) or (joined_problem(body["result"], chunks) if variant.stream else None)
-        if problem:
-            raise CheckFailed(f"envelope: {problem}", text[:2000])
+        if variant.kind == "v2":
+            problem = v2_answer_problem(body, suite.project.name)
+            if problem:
+                raise CheckFailed(f"V2 answer: {problem}", text[:2000])
+            result = body["outputs"][0].get("data")  # the first output, as JSON sent it
+            rows = len(body["parameters"]["prediction_ids"].split(","))
+        else:
+            problem = envelope_problem(body) or (joined_problem(body["result"], chunks) if variant.stream else None)
+            if problem:
+                raise CheckFailed(f"envelope: {problem}", text[:2000])
+            result = body["result"]
+            rows = len(result)
         if case.expect is not None:
-            difference = mismatch(body["result"], case.expect.result, case.expect.tolerance)
+            difference = mismatch(result, case.expect.result, case.expect.tolerance)
             if difference:
                 raise CheckFailed(difference, text[:2000])
         if not case.async_:
             suite.passed_variants.append(variant)
         expected = "as expected" if case.expect is not None else "no expectation given"
-        rows = len(body["result"])
         answered = "202, then succeeded" if case.async_ else "200"
         streamed = f", {len(chunks)} output event{'' if len(chunks) == 1 else 's'} + completed" if variant.stream else ""
         return f"{answered}{streamed}, {rows} row{'' if rows == 1 else 's'}, {expected}"
@@ -280,7 +293,7 @@ def run_contract(project: Project, base_url: str, api_key: str | None, *, repeat
     """Run the whole suite against a server that is already up; never raises for a failed check."""
     report = Report(project.name, base_url)
     timeout_s = project.config.server.timeout_s + 10  # the server answers 504 by then
-    client = Client(base_url, api_key or None, timeout_s)
+    client = Client(base_url, api_key or None, timeout_s, project.name)
     suite = Suite(client, project)
     named = checks(project, repeat, report.latency_ms)
     if not project.config.tests:

@@ -26,7 +26,7 @@ from ..protocol import error_body
 from ..service import Service
 from .admission import Admission, Place
 from .batch import BATCH_SIZE
-from .body import Receive, read_body
+from .body import Body, Receive, read_body
 from .disconnect import DisconnectWatch
 from .events import send_events
 from .job import Job, Stream
@@ -44,6 +44,8 @@ def failure_of(error: ServerError | None) -> dict[str, Any] | None:
 
 
 class PredictEndpoint:
+    streams = True  # answers Accept: text/event-stream with events
+
     def __init__(self, service: Service, admission: Admission, metrics: Metrics, key: bytes, debug: bool = False) -> None:
         self.service = service
         self.admission = admission
@@ -81,7 +83,7 @@ class PredictEndpoint:
                 accept = value
             elif name == b"prefer":
                 prefer = value
-        events = accept is not None and b"text/event-stream" in accept
+        events = self.streams and accept is not None and b"text/event-stream" in accept
         job: Job | None = None
         failure = None
         accepted = ""  # the id of an async prediction (202)
@@ -94,12 +96,12 @@ class PredictEndpoint:
             try:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(self.timeout_s):
-                    body = await read_body(content_type, content_length, receive, self.limit)
+                    body = await self.read_body(scope, content_type, content_length, receive)
                     if self.predictions is not None and (
                             (prefer is not None and b"respond-async" in prefer) or names_webhook(body)):
                         result, accepted = await self.predictions.accept(body, run_id)  # runs later: 202
                     else:
-                        job = Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
+                        job = self.new_job(scope, body, run_id, arrived, events)
                         await self.take_slot(place, receive)
                         watch = DisconnectWatch(job.cancel, receive)
                         try:
@@ -124,17 +126,18 @@ class PredictEndpoint:
                 return
             content, status = result, 202 if accepted else 200
         except ServerError as error:
-            content, status = error_body(error, run_id, self.debug), error.status
+            content, status = self.error_body(error, run_id), error.status
             failure = failure_of(error)
         except ClientDisconnect:
             return  # nobody is left to answer
         except Exception as exc:  # a bug of ours: still one JSON answer, never a traceback
             bug = ServerError("the server failed; its log has the details under this run_id", detail=repr(exc))
-            content, status = error_body(bug, run_id, self.debug), 500
+            content, status = self.error_body(bug, run_id), 500
             failure = {"error": "internal_error", **exception_record(exc)}
         self.record(status, arrived, run_id, job if status == 200 else None, failure)
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", job.content_type if job is not None and status == 200 else b"application/json"),
+            *(job.headers if job is not None and status == 200 else ()),
             (b"content-length", str(len(content)).encode()),
             (b"x-request-id", request_id or run_id.encode()),
         ]
@@ -146,6 +149,17 @@ class PredictEndpoint:
             headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+    # The protocol's parts, which the Open Inference Protocol's infer endpoint (v2.py) changes.
+    async def read_body(self, scope: MutableMapping[str, Any], content_type: bytes | None,
+                        content_length: bytes | None, receive: Receive) -> Body:
+        return await read_body(content_type, content_length, receive, self.limit)
+
+    def new_job(self, scope: MutableMapping[str, Any], body: Body, run_id: str, arrived: float, events: bool) -> Job:
+        return Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
+
+    def error_body(self, error: ServerError, run_id: str) -> bytes:
+        return error_body(error, run_id, self.debug)
 
     def record(self, status: int, arrived: float, run_id: str, done: Job | None, failure: dict[str, Any] | None) -> None:
         """The answer's metrics sample and log line (a success's line was made in the worker)."""

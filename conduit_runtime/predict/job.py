@@ -31,6 +31,9 @@ class Stream:
 
 
 class Job:
+    content_type = b"application/json"  # of a successful answer
+    headers: tuple[tuple[bytes, bytes], ...] = ()  # more header fields of a successful answer
+
     def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float, streaming: bool = False) -> None:
         self.flow = flow
         self.streaming = streaming  # the client asked for events: a chunked result is not collected

@@ -325,11 +325,13 @@ def test_kserve_inference_service(config: Path) -> None:
     assert service["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "RawDeployment"
     predictor = dict(service["spec"]["predictor"])
     scaling = {key: predictor.pop(key) for key in ("minReplicas", "maxReplicas", "scaleMetric", "scaleTarget")}
+    assert predictor.pop("protocolVersion") == "v2"  # the Open Inference Protocol
     assert scaling == {"minReplicas": 2, "maxReplicas": 4, "scaleMetric": "cpu", "scaleTarget": 70}
     (main,) = predictor["containers"]
     assert main["name"] == "kserve-container" and main["image"] == IMAGE
     assert main["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "demo-api-key", "key": "api-key", "optional": False}
-    assert main["readinessProbe"]["httpGet"]["path"] == "/ready" and main["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert main["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert main["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     gpu = "gpu" in config.parent.name
     assert ("nvidia.com/gpu" in main["resources"]["limits"]) is gpu
     assert ("tolerations" in predictor) is gpu
