@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import conduit
 
 from conduit_build.config import load
 from conduit_build.errors import ConfigError
@@ -47,3 +48,16 @@ def test_other_stores_are_refused_where_they_stand(tmp_path: Path, url: str) -> 
     with pytest.raises(ConfigError) as raised:
         load(project(tmp_path, f"server:\n  async_store: {url}\n"))
     assert "conduit.yaml:4:16: server.async_store:" in str(raised.value)
+
+
+@pytest.mark.parametrize(("server", "warned"), [
+    ("server:\n  workers: 2\n", True),
+    ("server:\n  workers: auto\n", True),
+    ("server:\n  workers: 2\n  async_store: redis://127.0.0.1:6379/0\n", False),
+    ("", False),
+])
+def test_validate_warns_when_workers_cannot_share_async_state(tmp_path: Path, server: str, warned: bool) -> None:
+    """Several workers with the memory store: a GET may reach a worker that never saw the id."""
+    done = conduit("validate", "-f", str(project(tmp_path, server)))
+    assert done.returncode == 0
+    assert ("async_store: redis://" in done.stderr) is warned, done.stderr
