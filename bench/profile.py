@@ -179,7 +179,7 @@ def profile_one(args: argparse.Namespace, spy: str, kind: str, work: serve.Workl
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--servers", default="conduit,hand", help="comma-separated: conduit, hand, floor")
+    parser.add_argument("--servers", default="conduit,hand", help="comma-separated: conduit, batched, hand, floor")
     parser.add_argument("--workload", default="iris", choices=["iris", "digits8", "digits256"])
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=16)
@@ -188,8 +188,8 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     kinds = [k for k in args.servers.split(",") if k]
-    if not set(kinds) <= {"conduit", "hand", "floor"}:
-        parser.error("--servers: conduit, hand, floor")
+    if not set(kinds) <= {"conduit", "batched", "hand", "floor"}:
+        parser.error("--servers: conduit, batched, hand, floor")
     spy = shutil.which("py-spy")
     if not spy:
         print("py-spy is not installed: pip install py-spy", file=sys.stderr)
