@@ -678,8 +678,8 @@ def source_state() -> str:
 def source_digest() -> str:
     """A digest of the conduit code every server start loads, to notice edits made during a run."""
     digest = hashlib.sha256()
-    for path in sorted([*ROOT.glob("conduit_runtime/*.py"), *ROOT.glob("conduit_build/*.py")]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for path in sorted([*ROOT.glob("conduit_runtime/**/*.py"), *ROOT.glob("conduit_build/**/*.py")]):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -11,7 +11,7 @@
     Conduit.from_file("conduit.yaml").load().run([[5.1, 3.5, 1.4, 0.2]])
 """
 
-from conduit_build.api import Conduit, Deployment, PredictionError, hardware, model_api_request, model_type
+from conduit_build.seed.api import Conduit, Deployment, PredictionError, hardware, model_api_request, model_type
 from conduit_build.errors import ConduitError
 
 __all__ = ["Conduit", "ConduitError", "Deployment", "PredictionError", "hardware", "model_api_request", "model_type"]

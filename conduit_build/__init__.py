@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .api import Conduit, PredictionError
+    from .seed.api import Conduit, PredictionError
 
 __all__ = ["Conduit", "PredictionError"]
 
@@ -13,7 +13,7 @@ __all__ = ["Conduit", "PredictionError"]
 def __getattr__(name: str) -> Any:
     # The Python API pulls in the server runtime; the CLI should not pay for it on every command.
     if name in __all__:
-        from . import api
+        from .seed import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'conduit_build' has no attribute {name!r}")

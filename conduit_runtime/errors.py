@@ -113,7 +113,11 @@ def from_decoder(exc: BaseException) -> bool:
     return str(tb.tb_frame.f_globals.get("__name__", "")).partition(".")[0] in DECODERS
 
 
-FAILED = "the prediction failed; the server's log has the details under this run_id"
+PREDICTION_FAILED = "the prediction failed; the server's log has the details under this run_id"
+INTERNAL_FAILURE = "the server failed; its log has the details under this run_id"
+# The /ready error code of a server whose start-up failed for good: deploys and `conduit test`
+# stop waiting at once (the build tool imports it from here).
+STARTUP_FAILED = "startup_failed"
 
 
 def from_user_code(exc: BaseException, where: str,
@@ -128,4 +132,14 @@ def from_user_code(exc: BaseException, where: str,
         return InputRejected(f"{where} rejected the input: {type(exc).__name__}: {said}"[:600])
     if isinstance(exc, INPUT_ERRORS) or from_decoder(exc):
         return InputRejected(f"{where} rejected the input: {detail}")
-    return ModelFailed(FAILED, detail=f"{where} failed: {detail}")
+    return ModelFailed(PREDICTION_FAILED, detail=f"{where} failed: {detail}")
+
+
+def internal_error(exc: BaseException) -> ServerError:
+    """A bug of ours, or of a library under us: a 500 that says nothing of it (the log line
+    of its run_id has the exception, through __cause__)."""
+    if isinstance(exc, ServerError):
+        return exc
+    error = ServerError(INTERNAL_FAILURE, detail=repr(exc))
+    error.__cause__ = exc
+    return error

@@ -11,7 +11,7 @@ from .parser import Commands, command
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..client import predict, save_outputs  # httpx: only for this command (`conduit serve` starts faster)
+    from ..seed.client import predict, save_outputs  # httpx: only for this command (`conduit serve` starts faster)
 
     status, body = predict(args.url, config_path(args), args.json_data, args.files, args.key_env)
     if args.output and status < 400:

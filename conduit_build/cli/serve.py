@@ -10,7 +10,7 @@ from .parser import Commands, command
 
 
 def run(args: argparse.Namespace) -> int:
-    from conduit_runtime.server import serve
+    from conduit_runtime.process.server import serve
     from conduit_runtime.spec import ServerSpec
 
     loaded = project(args)

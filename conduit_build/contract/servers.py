@@ -24,12 +24,13 @@ from pathlib import Path
 
 import httpx
 
+from conduit_runtime.errors import STARTUP_FAILED
+
 from ..config import Project
 from ..errors import ContractError
 from ..image import engine
 
 LOG_TAIL_LINES = 40
-STARTUP_FAILED = "startup_failed"  # the /ready error code of a server whose start-up failed for good
 
 
 def free_port() -> int:

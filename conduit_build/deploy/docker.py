@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from conduit_runtime.errors import STARTUP_FAILED
+
 from ..config import Project
-from ..contract.servers import STARTUP_FAILED
 from ..errors import DeployError, EngineError
 from ..image import engine
 

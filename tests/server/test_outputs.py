@@ -14,8 +14,8 @@ from conftest import API_KEY, Server
 from PIL import Image
 
 from conduit_build.cli import main
-from conduit_build.client import save_outputs
-from conduit_runtime.outputs import sniff
+from conduit_build.seed.client import save_outputs
+from conduit_runtime.wire.outputs import sniff
 
 MODEL = '''
 from pathlib import Path

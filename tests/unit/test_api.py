@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from conduit_build.api import Conduit, PredictionError
+from conduit_build.seed.api import Conduit, PredictionError
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]
 VIRGINICA = [6.7, 3.0, 5.2, 2.3]

@@ -1,4 +1,4 @@
-"""Batching's pure parts (conduit_runtime/predict/batch.py) with the real libraries:
+"""Batching's pure parts (conduit_runtime/model/batch.py) with the real libraries:
 inputs concatenated along the first axis and outputs cut back per request, for
 numpy arrays, scipy sparse matrices, pandas frames, torch tensors and lists; and
 a Batcher driven on a real event loop (no server) by concurrent requests."""
@@ -16,8 +16,8 @@ import scipy.sparse
 import torch
 
 from conduit_runtime.errors import InputRejected
-from conduit_runtime.flow import Call
-from conduit_runtime.predict.batch import Batcher, Item, concatenate, rows_of, split
+from conduit_runtime.model.batch import Batcher, Item, concatenate, rows_of, split
+from conduit_runtime.model.calls import Call
 
 
 def items(*rows: int) -> list[Item]:

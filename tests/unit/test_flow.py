@@ -14,9 +14,11 @@ import pytest
 
 from conduit_runtime.errors import BadRequest, InputRejected, ModelFailed
 from conduit_runtime.files import UploadedFile
-from conduit_runtime.flow import Flow, Stage, bind_post, bind_pre
-from conduit_runtime.loaders import Model, identity, read_pickle, to_table
-from conduit_runtime.userland import load_object, positional_arity
+from conduit_runtime.model.calls import bind_post, bind_pre
+from conduit_runtime.model.flow import Flow, Stage
+from conduit_runtime.model.loaders.model import Model, identity, read_pickle
+from conduit_runtime.model.loaders.tabular import to_table
+from conduit_runtime.model.userland import load_object, positional_arity
 
 FILES = ["f"]
 

@@ -15,7 +15,7 @@ def test_wheel_carries_templates_and_runtime(tmp_path: Path) -> None:
                    check=True, capture_output=True, timeout=600)
     wheel = next(tmp_path.glob("conduit_build-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"conduit/__init__.py", "conduit_build/cli/__init__.py", "conduit_runtime/app.py", "conduit_runtime/requirements.txt"} <= names
+    assert {"conduit/__init__.py", "conduit_build/cli/__init__.py", "conduit_runtime/http/app.py", "conduit_runtime/requirements.txt"} <= names
     assert {"conduit_build/templates/Dockerfile.j2", "conduit_build/templates/init/conduit.yaml.j2",
             "conduit_build/templates/init/train/sklearn.py"} <= names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -25,7 +25,7 @@ def test_wheel_carries_templates_and_runtime(tmp_path: Path) -> None:
 def test_runtime_imports_nothing_from_the_build_side() -> None:
     """The runtime goes into images alone: no conduit_build, docker, jinja2, pydantic or yaml."""
     code = (
-        "import sys, conduit_runtime.app, conduit_runtime.server\n"
+        "import sys, conduit_runtime.http.app, conduit_runtime.process.server\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('conduit_build', 'docker', 'jinja2', 'pydantic', 'yaml')]\n"
         "print(bad)\n"
     )

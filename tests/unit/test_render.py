@@ -65,7 +65,7 @@ def test_context_layout(examples: Path) -> None:
     assert {"Dockerfile", ".dockerignore", "requirements.txt", "conduit.json", "main.py"} <= files
     assert "model/model.pkl" in files
     assert "code/hooks.py" in files and "code/samples/three.png" in files
-    assert "conduit_runtime/app.py" in files and "conduit_runtime/requirements.txt" in files
+    assert "conduit_runtime/http/app.py" in files and "conduit_runtime/requirements.txt" in files
     assert not any("__pycache__" in path for path in files)
     with context.tar() as spooled, tarfile.open(fileobj=spooled) as archive:
         members = archive.getmembers()
