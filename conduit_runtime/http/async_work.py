@@ -15,7 +15,7 @@ from .body import Body
 class AsyncWork(Protocol):
     signs_webhooks: bool  # a webhook secret is set: requests may name a webhook
 
-    def wanted(self, prefer: bytes | None, body: Body) -> bool:
+    async def wanted(self, prefer: bytes | None, body: Body) -> bool:
         """The request asks to be answered 202 at once (Prefer: respond-async, or a webhook)."""
 
     async def accept(self, body: Body, run_id: str) -> tuple[bytes, str]:

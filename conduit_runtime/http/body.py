@@ -21,6 +21,7 @@ from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..files import UploadedFile
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]  # the ASGI receive channel
+UNPARSED: Any = object()
 
 
 @dataclass
@@ -30,6 +31,9 @@ class Body:
     json: bytes | bytearray | None = None
     fields: dict[str, str] = field(default_factory=dict)
     files: list[UploadedFile] = field(default_factory=list)  # closed by the Job that owns them
+    # The JSON's value once it was parsed, before the worker's parse stage (to tell whether an
+    # object names a webhook): then the worker reads this, and the bytes are parsed once.
+    payload: Any = UNPARSED
 
 
 async def read_body(content_type: bytes | None, content_length: bytes | None, receive: Receive, limit: int) -> Body:

@@ -97,7 +97,7 @@ class PredictEndpoint:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(self.timeout_s):
                     body = await self.read_body(scope, content_type, content_length, receive)
-                    if self.jobs is not None and self.jobs.wanted(prefer, body):
+                    if self.jobs is not None and await self.jobs.wanted(prefer, body):
                         result, accepted = await self.jobs.accept(body, run_id)  # runs later: 202
                     else:
                         job = self.new_job(scope, body, run_id, arrived, events)

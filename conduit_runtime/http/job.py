@@ -19,8 +19,8 @@ from ..errors import PREDICTION_FAILED, ModelFailed
 from ..log import prediction_line
 from ..model.calls import Plan
 from ..model.flow import Flow, drive, is_stream
-from ..wire.predict import Request, as_rows, dumps_envelope, envelope, from_form, from_json_body
-from .body import Body
+from ..wire.predict import Request, as_rows, dumps_envelope, envelope, from_form, from_payload, parse_body
+from .body import UNPARSED, Body
 
 
 class Stream:
@@ -71,7 +71,7 @@ class Job:
         body, self.body = self.body, None  # the raw JSON is dropped as soon as it is parsed
         assert body is not None
         if body.json is not None:
-            return from_json_body(body.json)
+            return from_payload(parse_body(body.json) if body.payload is UNPARSED else body.payload)
         return from_form(body.fields, body.files)
 
     def serialize(self, output: Any) -> bytes:

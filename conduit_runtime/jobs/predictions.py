@@ -43,7 +43,7 @@ from .store import (
     Record,
     Store,
 )
-from .webhook_options import names_webhook, webhook_options
+from .webhook_options import may_name_webhook, names_webhook, webhook_options
 
 if TYPE_CHECKING:
     from .webhooks import Webhooks
@@ -106,8 +106,12 @@ class Predictions:
         self.started = self.closing = False
 
     # -- the routes ------------------------------------------------------------------
-    def wanted(self, prefer: bytes | None, body: Body) -> bool:
-        return (prefer is not None and b"respond-async" in prefer) or names_webhook(body)
+    async def wanted(self, prefer: bytes | None, body: Body) -> bool:
+        """Async only by asking for it: `Prefer: respond-async`, or a webhook named at the
+        body's top level (a word "webhook" inside the data is no such thing)."""
+        if prefer is not None and b"respond-async" in prefer:
+            return True
+        return may_name_webhook(body) and await asyncio.to_thread(names_webhook, body)
 
     def running_count(self) -> int:
         return len(self.running)

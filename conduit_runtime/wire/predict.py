@@ -24,10 +24,15 @@ class Request:
         self.files = files
 
 
-def from_json_body(body: bytes | bytearray) -> Request:
+def parse_body(body: bytes | bytearray) -> Any:
+    """A JSON body as its value (the one parse of it: the value is what every later step reads)."""
     if not body or body.isspace():
         raise BadRequest("the body is empty; send the data list as JSON", "bad_json")
-    payload = parse_json(body, "the body", "bad_json")
+    return parse_json(body, "the body", "bad_json")
+
+
+def from_payload(payload: Any) -> Request:
+    """A JSON body's value: the data list, or {"data": [...], "parameters": {...}}."""
     if isinstance(payload, dict):
         if "data" not in payload:
             raise BadRequest('a JSON object body needs a "data" key: {"data": [...], "parameters": {...}}', "bad_shape")

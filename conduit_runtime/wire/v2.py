@@ -31,10 +31,16 @@ from .codec import dumps, parse_json
 from .outputs import sniff
 from .predict import Request
 
-try:  # every model library brings numpy; a `python` model's image may do without (then no V2 infer)
-    import numpy as np
-except ImportError:  # pragma: no cover - images without numpy
-    np = None  # type: ignore[assignment]
+
+def numpy() -> Any:
+    """numpy, imported at the first infer request: every model library brings it, but a
+    `python` model's image may do without (then no V2 infer), and start-up need not wait."""
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - images without numpy
+        raise ModelFailed(PREDICTION_FAILED,
+                          detail="numpy is not installed in this image: add it to requirements for /v2 infer") from None
+    return numpy
 
 # Request parameters that belong to the protocol (or to Triton's clients), not to the model.
 RESERVED = frozenset({"binary_data_output", "sequence_id", "sequence_start", "sequence_end", "priority", "timeout"})
@@ -76,8 +82,7 @@ class InferRequest:
 
 def parse_infer(body: bytes | bytearray, header_length: int | None) -> InferRequest:
     """An infer request from its body; `header_length` from Inference-Header-Content-Length."""
-    if np is None:
-        raise ModelFailed(PREDICTION_FAILED, detail="numpy is not installed in this image: add it to requirements for /v2 infer")
+    numpy()
     view = memoryview(body)
     if header_length is None:
         header_length = len(body)
@@ -181,6 +186,7 @@ def read_tensor(raw: Any, where: str, binary: Binary, files: list[UploadedFile])
                 kind = content_type if isinstance(content_type, str) else sniff(element)
                 files.append(UploadedFile(io.BytesIO(element), f"{name}-{index}", kind))
             return Tensor(name, tuple(shape), datatype, nest(elements, shape))
+        np = numpy()
         dtype = np.dtype(DTYPES[datatype])
         if size != count * dtype.itemsize:
             raise BadRequest(f"{where}: {size} bytes of binary data do not hold shape {shape} of {datatype}", BAD)
@@ -228,6 +234,7 @@ def to_array(flat: list[Any], shape: list[int], datatype: str, where: str) -> An
         raise BadRequest(f"{where}: {datatype} data cannot hold {found} elements", BAD)
     if datatype == "BYTES":
         return nest(flat, shape)
+    np = numpy()
     dtype = np.dtype(DTYPES[datatype])
     if family == "INT" and flat:
         info = np.iinfo(dtype)
@@ -279,6 +286,7 @@ def as_tensors(output: Any, default_name: str) -> dict[str, Any]:
 
 
 def as_array(value: Any, name: str) -> Any:
+    np = numpy()
     if hasattr(value, "detach"):  # a torch tensor
         value = value.detach().cpu().numpy()
     try:
@@ -322,7 +330,7 @@ def encode_output(name: str, array: Any, binary: bool) -> tuple[dict[str, Any], 
                 "parameters": {"binary_data_size": len(blob)}}, blob
     datatype = BY_KIND[(array.dtype.kind, array.dtype.itemsize)]
     if binary:
-        blob = np.ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes()
+        blob = numpy().ascontiguousarray(array, dtype=DTYPES[datatype]).tobytes()
         return {"name": name, "datatype": datatype, "shape": shape,
                 "parameters": {"binary_data_size": len(blob)}}, blob
     return {"name": name, "datatype": datatype, "shape": shape, "data": array.ravel().tolist()}, None
