@@ -81,6 +81,7 @@ class ServerSpec:
     async_max_results: int = 10000
     async_store: str = "memory"  # or redis://HOST:PORT/DB
     webhook_secret_env: str = "CONDUIT_WEBHOOK_SECRET"
+    docs: bool = True  # GET /docs: Swagger UI (http/docs.py)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -104,6 +105,7 @@ class ServerSpec:
             async_max_results=server.get("async_max_results", 10000),
             async_store=server.get("async_store", "memory"),
             webhook_secret_env=server.get("webhook_secret_env", "CONDUIT_WEBHOOK_SECRET"),
+            docs=server.get("docs", True),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

@@ -27,11 +27,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def checkout_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a CLI process: this checkout's code first, whatever the installed
+    package points at (another clone, a worktree) and whatever the process's folder."""
+    merged = {**os.environ, **(env or {})}
+    merged["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), merged.get("PYTHONPATH", "")) if p)
+    return merged
+
+
 def conduit(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run the CLI as a user would, in a fresh process."""
     return subprocess.run(
         [sys.executable, "-m", "conduit_build", *args],
-        cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd, env=checkout_env(env), capture_output=True, text=True, timeout=timeout, check=False,
     )
 
 
@@ -68,7 +76,7 @@ def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_re
                  extra: tuple[str, ...] = ()) -> Server:
     port = free_port()
     log_path = log_dir / f"serve-{config.parent.name}-{port}.log"
-    env = {**os.environ}
+    env = checkout_env()
     env.pop("CONDUIT_API_KEY", None)
     if key is not None:
         env["CONDUIT_API_KEY"] = key

@@ -17,13 +17,13 @@ from collections.abc import Sequence
 
 from ..errors import ConduitError, ConfigError
 from . import build, deploy, init, lock, predict, push, render, schema, serve, status, test, validate
-from .parser import add_common
+from .parser import Parser, add_common
 
 COMMANDS = (init, validate, schema, lock, render, build, test, push, deploy, status, serve, predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="conduit", description="Build, test and ship model-serving containers.")
+    parser = Parser(prog="conduit", description="Build, test and ship model-serving containers.")
     add_common(parser, None)
     parser.add_argument("--debug", action="store_true", help="show tracebacks (anywhere on the command line)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -1,13 +1,62 @@
-"""The argument parser's shared parts: -f/--file and --json before or after the command."""
+"""The argument parser's shared parts: -f/--file and --json before or after the command,
+the checked types of numeric flags, and usage errors as one line (exit 2)."""
 
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 Handler = Callable[[argparse.Namespace], int]
 Commands = Any  # argparse's _SubParsersAction, which it does not export
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line that says where the usage is (exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (usage: {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def port(text: str) -> int:
+    number = whole(text)
+    if not 1 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port: give 1 to 65535")
+    return number
+
+
+def count(text: str) -> int:
+    """A number of times or things: 1 or more."""
+    number = whole(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a count: give 1 or more")
+    return number
+
+
+def seconds(text: str) -> float:
+    """A duration: a finite number of seconds above 0."""
+    try:
+        number = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(number) and number > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a duration: give a number of seconds above 0")
+    return number
+
+
+def whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+# What numeric flags may use: each refuses what cannot work (tests/unit/test_cli_values.py holds
+# every command to it).
+NUMERIC_TYPES = (port, count, seconds)
 
 
 def command(commands: Commands, name: str, handler: Handler, help_text: str,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from .output import note, project
-from .parser import Commands, command
+from .parser import Commands, command, port
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,5 +23,5 @@ def run(args: argparse.Namespace) -> int:
 
 def add(commands: Commands) -> None:
     sub = command(commands, "serve", run, "run the model server in-process, no Docker")
-    sub.add_argument("--port", type=int, help="port (default: server.port)")
+    sub.add_argument("--port", type=port, help="port (default: server.port)")
     sub.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1; 0.0.0.0 for all)")

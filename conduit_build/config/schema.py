@@ -169,6 +169,7 @@ class Server(Strict):
         "CONDUIT_WEBHOOK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="The variable holding the Standard Webhooks secret (whsec_…) that signs webhooks.",
     )
+    docs: bool = Field(True, description="GET /docs: Swagger UI to try the model from a browser (served offline).")
 
 
 class Image(Strict):

@@ -26,6 +26,7 @@ from ..wire.examples import warmup_of
 from .admission import Admission
 from .async_work import AsyncWork, AsyncWorkFactory
 from .body import Receive
+from .docs import docs_routes
 from .endpoint import PredictEndpoint, Send
 from .infer import InferEndpoint
 from .metrics import CONTENT_TYPE as METRICS_TYPE
@@ -137,6 +138,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
             Route("/predictions/{id}", prediction, methods=["GET"]),
             Route("/predictions/{id}/cancel", prediction, methods=["POST"]),
             *v2_routes(service, admission, peers, InferEndpoint(service, admission, metrics, key, debug)),
+            *(docs_routes(spec.name) if spec.docs else []),
         ],
         exception_handlers={HTTPException: http_error, Exception: internal_error},
         lifespan=lifespan,

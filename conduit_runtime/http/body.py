@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from ..errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 from ..files import UploadedFile
+from ..wire.predict import FORM_FIELDS
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]  # the ASGI receive channel
 UNPARSED: Any = object()
@@ -141,7 +142,16 @@ async def read_form(headers: Headers, stream: AsyncIterator[bytes], limit: int) 
         raise BadRequest(f"malformed multipart body: {exc.message}", "bad_form") from None
     body = Body()
     for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
+        if isinstance(value, UploadFile) and name in FORM_FIELDS:
+            # A field of the protocol sent as a part with a filename (Swagger UI sends its JSON
+            # fields so, as Blobs): it is the field's text, never a file for the model.
+            try:
+                body.fields.setdefault(name, value.file.read().decode())
+            except UnicodeDecodeError:
+                raise BadRequest(f"the form's {name} field is not UTF-8 text", "bad_form") from None
+            finally:
+                value.file.close()
+        elif isinstance(value, UploadFile):
             body.files.append(
                 UploadedFile(value.file, value.filename or name, value.content_type or "application/octet-stream")
             )

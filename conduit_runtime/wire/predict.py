@@ -12,6 +12,9 @@ from ..errors import BadRequest, ServerError
 from ..files import UploadedFile
 from .codec import dumps, parse_json
 
+# A form's text fields: every other part, whatever its name, is a file (DESIGN §3).
+FORM_FIELDS = frozenset(("data", "parameters", "webhook", "webhook_endpoint", "webhook_events_filter"))
+
 
 class Request:
     """What a prediction needs from an HTTP request."""

@@ -85,6 +85,26 @@ def run_script(folder: Path, text: str) -> subprocess.CompletedProcess[str]:
                           timeout=1800, check=False)
 
 
+DEMO_CONTAINER = "conduit-digits-demo"  # what scripts/demo leaves running on port 8000
+
+
+@pytest.fixture
+def port_8000(engine: Any) -> Iterator[None]:
+    """The snippet deploys to deploy.docker.port's default, 8000. The README's demo leaves its
+    container there (`scripts/demo`, then `scripts/test`): it is stopped for this test and started
+    again after it (this fixture comes before `deployed_name`, so that the snippet's container is
+    gone by then), and the test says so; anything else holding the port fails the test."""
+    moved = []
+    if not port_is_free(8000):
+        for container in engine.containers.list(filters={"name": DEMO_CONTAINER}):
+            print(f"stopping {container.name} (scripts/demo) while this test needs port 8000; started again after")
+            container.stop(timeout=10)
+            moved.append(container)
+    yield
+    for container in moved:
+        container.start()
+
+
 @pytest.fixture
 def deployed_name(engine: Any) -> Iterator[str]:
     """A unique model name; its containers are removed afterwards."""
@@ -94,7 +114,8 @@ def deployed_name(engine: Any) -> Iterator[str]:
         container.remove(force=True)
 
 
-def test_the_seed_snippet_deploys_and_answers_the_seed_curl(tmp_path: Path, deployed_name: str) -> None:
+def test_the_seed_snippet_deploys_and_answers_the_seed_curl(tmp_path: Path, port_8000: None,
+                                                            deployed_name: str) -> None:
     """The snippet verbatim with a real digits model: load, run, deploy to Docker; then the seed's
     curl (`-F data='[...]' -F files=@image.png`) gets the digit from the running container."""
     assert port_is_free(8000), "port 8000 is taken: .deploy() puts the model on deploy.docker.port, 8000"

@@ -1,0 +1,75 @@
+"""Bad values on the command line are one line and exit 2, for every command's numeric flags
+and choices: ports outside 1–65535, counts below 1, durations that are not a finite number of
+seconds above 0, unknown choices (`--target nope`). The table is the parser itself, so a flag
+added later is held to the same rule."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import conduit
+
+from conduit_build.cli import build_parser, main
+from conduit_build.cli.parser import NUMERIC_TYPES, count, port, seconds
+
+BAD = {
+    port: ["0", "-1", "65536", "99999", "80.5", "abc", ""],
+    count: ["0", "-3", "1.5", "abc"],
+    seconds: ["0", "-1", "nan", "inf", "-inf", "abc"],
+}
+
+
+def flags() -> Iterator[tuple[str, argparse.Action]]:
+    """(command, action) for every option of every command."""
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in commands.choices.items():
+        for action in sub._actions:
+            if action.option_strings:
+                yield name, action
+
+
+def cases() -> Iterator[tuple[str, str, str]]:
+    for name, action in flags():
+        if action.type in BAD:
+            for value in BAD[action.type]:
+                yield name, action.option_strings[-1], value
+        elif action.choices is not None and action.nargs is None:
+            yield name, action.option_strings[-1], "nope"
+
+
+def test_numeric_flags_use_the_checked_types() -> None:
+    """No flag takes a bare int or float, which would let 0, -1 or 99999 through."""
+    loose = [f"conduit {name} {action.option_strings[-1]}" for name, action in flags()
+             if action.type is not None and action.type is not str and action.type not in NUMERIC_TYPES]
+    assert not loose, f"use cli.parser's port, count or seconds for: {', '.join(loose)}"
+    checked = {(name, flag) for name, flag, _ in cases()}
+    assert {("serve", "--port"), ("test", "--repeat"), ("test", "--ready-timeout"), ("deploy", "--target")} <= checked
+
+
+@pytest.mark.parametrize(("command", "flag", "value"), list(cases()), ids=lambda v: v or "(empty)")
+def test_a_bad_value_is_one_line_and_exit_2(command: str, flag: str, value: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    status = main([command, f"{flag}={value}"])
+    captured = capsys.readouterr()
+    assert status == 2, captured.err
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: argument ") and flag in lines[0], captured.err
+    assert f"(usage: conduit {command} --help)" in lines[0]
+    assert captured.out == ""
+
+
+def test_good_values_pass() -> None:
+    assert port("1") == 1 and port("65535") == 65535
+    assert count("1") == 1 and seconds("0.5") == 0.5
+
+
+def test_serve_refuses_a_port_it_cannot_bind_before_saying_it_serves(tmp_path: Path) -> None:
+    """uvicorn takes 99999 modulo 65536: the CLI refuses it before anything starts."""
+    result = conduit("serve", "--port", "99999", cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == "error: argument --port: 99999 is not a port: give 1 to 65535 (usage: conduit serve --help)\n"
+    assert "serving" not in result.stdout + result.stderr
