@@ -160,11 +160,11 @@ def read_outputs(raw: Any, binary_all: bool) -> list[Wanted]:
 def read_tensor(raw: Any, where: str, binary: Binary, files: list[UploadedFile]) -> Tensor:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where} must be a tensor object: name, shape, datatype, data", BAD)
-    name, shape, datatype = raw.get("name"), raw.get("shape"), raw.get("datatype")
+    name, datatype = raw.get("name"), raw.get("datatype")
     if not isinstance(name, str):
         raise BadRequest(f"{where}.name must be a string", BAD)
     where = f"input {name!r}"
-    count = read_shape(shape, where)
+    shape, count = read_shape(raw.get("shape"), where)
     if datatype not in DATATYPES:
         raise BadRequest(f"{where}: datatype must be one of {', '.join(DATATYPES)}", BAD)
     parameters = raw.get("parameters", {})
@@ -204,8 +204,8 @@ MAX_DIMS = 32
 INT64_MAX = 2**63 - 1
 
 
-def read_shape(shape: Any, where: str) -> int:
-    """The element count of a valid shape. No dimension may exceed max(1, count): else
+def read_shape(shape: Any, where: str) -> tuple[list[int], int]:
+    """A valid shape and its element count. No dimension may exceed max(1, count): else
     `[2000000, 0]` holds no element yet would build two million empty rows, and a
     dimension past int64 would fail inside numpy (a 500)."""
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
@@ -219,7 +219,7 @@ def read_shape(shape: Any, where: str) -> int:
     if largest > max(1, count):
         raise BadRequest(f"{where}: dimension {largest} of a shape of {count} elements; "
                          "no dimension may exceed max(1, the element count)", BAD)
-    return count
+    return shape, count
 
 
 def reshaped(array: Any, shape: list[int], where: str) -> Any:
