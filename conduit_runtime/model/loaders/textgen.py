@@ -64,13 +64,11 @@ class TextStream(Iterator[str]):
 
         self.stopped = threading.Event()  # set by close()
         self.error: BaseException | None = None
-        params = dict(params)
         self.head = prompt if params.get("return_full_text", True) else ""
-        self.streamer = TextIteratorStreamer(
-            pipe.tokenizer, skip_prompt=True, skip_special_tokens=params.get("skip_special_tokens", True)
-        )
+        # Parameters are allow-listed (hf_parameters.py): no stopping criteria of the request's own.
+        self.streamer = TextIteratorStreamer(pipe.tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.flags = [self.stopped] if cancel is None else [self.stopped, cancel]
-        criteria = StoppingCriteriaList([stop_when(self.flags), *params.pop("stopping_criteria", [])])
+        criteria = StoppingCriteriaList([stop_when(self.flags)])
         kwargs = {**params, "streamer": self.streamer, "stopping_criteria": criteria}
         self.thread = threading.Thread(target=self.generate, args=(pipe, busy, prompt, kwargs),
                                        name="conduit-generate", daemon=True)
