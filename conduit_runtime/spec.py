@@ -31,6 +31,7 @@ class StageSpec:
     post: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     batch: BatchSpec | None = None
+    max_new_tokens: int = 512  # hf_pipeline: the cap on a request's max_new_tokens
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> StageSpec:

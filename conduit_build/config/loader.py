@@ -56,7 +56,8 @@ class Project:
             "gpu": config.hardware.gpu,
             "stages": [
                 {"type": s.type, "file": s.file, "pre": s.hooks.pre, "post": s.hooks.post, "options": s.options,
-                 **({"batch": s.batch.model_dump()} if s.batch is not None else {})}
+                 **({"batch": s.batch.model_dump()} if s.batch is not None else {}),
+                 **({"max_new_tokens": s.max_new_tokens} if s.type == "hf_pipeline" else {})}
                 for s in config.models
             ],
             "server": config.server.model_dump(exclude_defaults=False, exclude={"workers"} if config.server.workers == 1 else None),

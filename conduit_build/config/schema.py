@@ -110,6 +110,10 @@ class Stage(Strict):
         None, description="Requests waiting for this stage share one model call, their inputs concatenated along "
                           "the first axis (row-wise models: sklearn*, xgboost*, onnx, torch). Absent: no batching."
     )
+    max_new_tokens: int = Field(
+        512, ge=1, le=1_000_000, description="hf_pipeline: the most tokens a request's parameters.max_new_tokens "
+                                             "(and min_new_tokens) may ask for; past it 422."
+    )
 
 
 class Hardware(Strict):

@@ -18,8 +18,9 @@ class AsyncWork(Protocol):
     async def wanted(self, prefer: bytes | None, body: Body) -> bool:
         """The request asks to be answered 202 at once (Prefer: respond-async, or a webhook)."""
 
-    async def accept(self, body: Body, run_id: str) -> tuple[bytes, str]:
-        """The 202's body and the prediction's id (429 when the async queue is full)."""
+    async def accept(self, body: Body, run_id: str, request_id: str) -> tuple[bytes, str]:
+        """The 202's body and the prediction's id (429 when the async queue is full);
+        request_id goes into every log line of the prediction."""
 
     async def get(self, id_: str) -> bytes | None:
         """The prediction object (None: unknown id)."""

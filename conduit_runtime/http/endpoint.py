@@ -20,7 +20,7 @@ from typing import Any
 from starlette.requests import ClientDisconnect
 
 from ..errors import NotReady, ServerError, TimedOut, Unauthorized, internal_error
-from ..log import exception_record, log_prediction, write_line
+from ..log import exception_record, log_prediction, request_id_of, write_line
 from ..model.batch import BATCH_SIZE
 from ..model.service import Service
 from ..wire.predict import error_body
@@ -84,6 +84,7 @@ class PredictEndpoint:
             elif name == b"prefer":
                 prefer = value
         events = self.streams and accept is not None and b"text/event-stream" in accept
+        logged_id = request_id_of(request_id, run_id)  # in every log line of this request
         job: Job | None = None
         failure = None
         accepted = ""  # the id of an async prediction (202)
@@ -98,9 +99,9 @@ class PredictEndpoint:
                 async with asyncio.timeout(self.timeout_s):
                     body = await self.read_body(scope, content_type, content_length, receive)
                     if self.jobs is not None and await self.jobs.wanted(prefer, body):
-                        result, accepted = await self.jobs.accept(body, run_id)  # runs later: 202
+                        result, accepted = await self.jobs.accept(body, run_id, logged_id)  # runs later: 202
                     else:
-                        job = self.new_job(scope, body, run_id, arrived, events)
+                        job = self.new_job(scope, body, run_id, arrived, events, logged_id)
                         await self.take_slot(place, receive)
                         watch = DisconnectWatch(job.cancel, receive)
                         try:
@@ -111,7 +112,7 @@ class PredictEndpoint:
                     left = self.timeout_s - (time.perf_counter() - arrived)
                     status, error = await send_events(send, receive, job, result, self.service.pool,
                                                       request_id or run_id.encode(), left, self.debug)
-                    self.record(status, arrived, run_id, job if status == 200 else None, failure_of(error))
+                    self.record(status, arrived, run_id, job if status == 200 else None, failure_of(error), logged_id)
                     return
             except TimeoutError:
                 if job is not None:
@@ -121,7 +122,7 @@ class PredictEndpoint:
                 self.leave(place, job)
             assert isinstance(result, bytes)
             if job is not None and job.cancel.is_set():  # the client left while it ran: nobody is left to answer
-                self.record(499, arrived, run_id, None, None)
+                self.record(499, arrived, run_id, None, None, logged_id)
                 return
             content, status = result, 202 if accepted else 200
         except ServerError as error:
@@ -133,7 +134,7 @@ class PredictEndpoint:
             bug = internal_error(exc)
             content, status = self.error_body(bug, run_id), 500
             failure = failure_of(bug)
-        self.record(status, arrived, run_id, job if status == 200 else None, failure)
+        self.record(status, arrived, run_id, job if status == 200 else None, failure, logged_id)
         headers = [
             (b"content-type", job.content_type if job is not None and status == 200 else b"application/json"),
             *(job.headers if job is not None and status == 200 else ()),
@@ -154,13 +155,15 @@ class PredictEndpoint:
                         content_length: bytes | None, receive: Receive) -> Body:
         return await read_body(content_type, content_length, receive, self.limit)
 
-    def new_job(self, scope: MutableMapping[str, Any], body: Body, run_id: str, arrived: float, events: bool) -> Job:
-        return Job(self.service.flow, body, run_id, arrived, streaming=events)  # type: ignore[arg-type]
+    def new_job(self, scope: MutableMapping[str, Any], body: Body, run_id: str, arrived: float, events: bool,
+                request_id: str) -> Job:
+        return Job(self.service.flow, body, run_id, arrived, streaming=events, request_id=request_id)  # type: ignore[arg-type]
 
     def error_body(self, error: ServerError, run_id: str) -> bytes:
         return error_body(error, run_id, self.debug)
 
-    def record(self, status: int, arrived: float, run_id: str, done: Job | None, failure: dict[str, Any] | None) -> None:
+    def record(self, status: int, arrived: float, run_id: str, done: Job | None, failure: dict[str, Any] | None,
+               request_id: str) -> None:
         """The answer's metrics sample and log line (a success's line was made in the worker)."""
         elapsed_ms = round((time.perf_counter() - arrived) * 1000, 3)
         self.metrics.observe(status, elapsed_ms / 1000)
@@ -170,9 +173,9 @@ class PredictEndpoint:
         if done is not None:
             write_line(done.log_line if batch_size is None else f'{done.log_line[:-1]},"batch_size":{batch_size}}}')
         elif batch_size is None:
-            log_prediction(run_id, [], status, elapsed_ms, failure)
+            log_prediction(run_id, [], status, elapsed_ms, failure, request_id)
         else:
-            log_prediction(run_id, [], status, elapsed_ms, {**(failure or {}), "batch_size": batch_size})
+            log_prediction(run_id, [], status, elapsed_ms, {**(failure or {}), "batch_size": batch_size}, request_id)
 
     @staticmethod
     async def take_slot(place: Place, receive: Receive) -> None:

@@ -29,8 +29,8 @@ BINARY = b"application/octet-stream"
 
 class InferJob(Job):
     def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float, header_length: int | None,
-                 model_name: str, output: str) -> None:
-        super().__init__(flow, body, run_id, arrived)
+                 model_name: str, output: str, request_id: str | None = None) -> None:
+        super().__init__(flow, body, run_id, arrived, request_id=request_id)
         self.header_length = header_length
         self.model_name = model_name
         self.output = output  # the name of a result that is one tensor
@@ -57,7 +57,7 @@ class InferJob(Job):
         if header_length is not None:
             self.content_type = BINARY
             self.headers = ((HEADER_LENGTH, str(header_length).encode()),)
-        self.log_line = prediction_line(self.run_id, ids, 200, run_time_ms)
+        self.log_line = prediction_line(self.run_id, ids, 200, run_time_ms, self.request_id)
         return content
 
 
@@ -93,7 +93,7 @@ class InferEndpoint(PredictEndpoint):
         return Body(json=await read_whole(receive, self.limit, declared_length(content_length, self.limit)))
 
     def new_job(self, scope: MutableMapping[str, Any], body: Body, run_id: str, arrived: float,
-                events: bool) -> Job:
+                events: bool, request_id: str) -> Job:
         header_length = None
         for name, value in scope["headers"]:
             if name == HEADER_LENGTH:
@@ -104,7 +104,7 @@ class InferEndpoint(PredictEndpoint):
         assert flow is not None
         if self.output is None:
             self.output = output_name(flow.signature)
-        return InferJob(flow, body, run_id, arrived, header_length, self.service.spec.name, self.output)
+        return InferJob(flow, body, run_id, arrived, header_length, self.service.spec.name, self.output, request_id)
 
     def error_body(self, error: ServerError, run_id: str) -> bytes:
         """The protocol's error: one string (the log line of the run_id has the rest)."""

@@ -35,12 +35,14 @@ class Job:
     content_type = b"application/json"  # of a successful answer
     headers: tuple[tuple[bytes, bytes], ...] = ()  # more header fields of a successful answer
 
-    def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float, streaming: bool = False) -> None:
+    def __init__(self, flow: Flow, body: Body, run_id: str, arrived: float, streaming: bool = False,
+                 request_id: str | None = None) -> None:
         self.flow = flow
         self.streaming = streaming  # the client asked for events: a chunked result is not collected
         self.body: Body | None = body
         self.files = body.files
         self.run_id = run_id
+        self.request_id = request_id or run_id  # in its log line (log.request_id_of)
         self.arrived = arrived
         self.plan: Plan | None = None
         self.log_line = ""  # of a success, made in the worker
@@ -83,7 +85,8 @@ class Job:
             content = dumps_envelope(answer)
         except (TypeError, OSError) as exc:  # a result JSON has no spelling for, or an output file not there
             raise ModelFailed(PREDICTION_FAILED, detail=str(exc)) from exc
-        self.log_line = prediction_line(self.run_id, answer["prediction_ids"], 200, answer["run_time_ms"])
+        self.log_line = prediction_line(self.run_id, answer["prediction_ids"], 200, answer["run_time_ms"],
+                                        self.request_id)
         self.rows = len(rows)
         return content
 

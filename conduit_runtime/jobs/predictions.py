@@ -116,7 +116,7 @@ class Predictions:
     def running_count(self) -> int:
         return len(self.running)
 
-    async def accept(self, body: Body, run_id: str) -> tuple[bytes, str]:
+    async def accept(self, body: Body, run_id: str, request_id: str) -> tuple[bytes, str]:
         """202's body and the prediction's id; 429 when the async queue is full."""
         id_ = uuid.uuid4().hex
         try:
@@ -124,7 +124,8 @@ class Predictions:
             if url is not None and self.webhooks is None:
                 raise BadRequest(f"this server sends no webhooks: {self.secret_env} (server.webhook_secret_env) "
                                  "is not set (or not a whsec_ secret)", "bad_webhook")
-            meta = {"id": id_, "run_id": run_id, "created_at": now_iso(), "webhook": url, "events": events}
+            meta = {"id": id_, "run_id": run_id, "request_id": request_id, "created_at": now_iso(), "webhook": url,
+                    "events": events}
             record = Record(id_, STARTING, meta)
             if not await self.store.submit(record, body):
                 raise Overloaded("the queue of async predictions is full (server.async_max_queue); retry later")
@@ -149,7 +150,8 @@ class Predictions:
                 return None
             if after.status == CANCELED:
                 self.stop(id_)
-                log_prediction(record.meta["run_id"], [], 499, 0.0, {"async": id_, "canceled": True})
+                log_prediction(record.meta["run_id"], [], 499, 0.0, {"async": id_, "canceled": True},
+                               record.meta.get("request_id"))
                 self.notify(after, "completed")
             record = after
         return document(record)
@@ -207,7 +209,8 @@ class Predictions:
     async def run(self, record: Record, body: Body) -> None:
         id_, run_id = record.id, record.meta["run_id"]
         arrived = time.perf_counter()
-        job = Job(self.service.flow, body, run_id, arrived)  # type: ignore[arg-type]
+        job = Job(self.service.flow, body, run_id, arrived,  # type: ignore[arg-type]
+                  request_id=record.meta.get("request_id"))
         try:
             created = datetime.fromisoformat(record.meta["created_at"].replace("Z", "+00:00")).timestamp()
             left = self.timeout_s - (time.time() - created)
@@ -251,7 +254,8 @@ class Predictions:
         record.status, record.answer, record.completed_at = status, answer, now_iso()
         if isinstance(outcome, ServerError):
             failure = {"async": record.id, **(failure_of(outcome) or {"error": outcome.code, "detail": outcome.detail})}
-            log_prediction(run_id, [], outcome.status, round((time.perf_counter() - arrived) * 1000, 3), failure)
+            log_prediction(run_id, [], outcome.status, round((time.perf_counter() - arrived) * 1000, 3), failure,
+                           record.meta.get("request_id"))
         else:
             write_line(job.log_line)
             # `output`: the result as it was made, before the prediction was marked done
@@ -272,7 +276,7 @@ class Predictions:
     def notify(self, record: Record, event: str) -> None:
         url = record.meta.get("webhook")
         if url and event in record.meta.get("events", ()) and self.webhooks is not None:
-            self.webhooks.send(record.id, url, event, document(record))
+            self.webhooks.send(record.id, url, event, document(record), record.meta.get("request_id"))
 
     async def close(self) -> None:
         """Shutdown: work this process runs goes back to a shared queue (another replica

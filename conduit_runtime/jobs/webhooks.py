@@ -47,9 +47,9 @@ class Webhooks:
         self.last: dict[str, asyncio.Task[None]] = {}  # per prediction: its events in order
         self.backoff_s = BACKOFF_S
 
-    def send(self, prediction_id: str, url: str, event: str, body: bytes) -> None:
+    def send(self, prediction_id: str, url: str, event: str, body: bytes, request_id: str | None = None) -> None:
         previous = self.last.get(prediction_id)
-        task = asyncio.ensure_future(self.deliver(previous, prediction_id, url, event, body))
+        task = asyncio.ensure_future(self.deliver(previous, prediction_id, url, event, body, request_id))
         self.tasks.add(task)
         self.last[prediction_id] = task
 
@@ -61,7 +61,7 @@ class Webhooks:
         task.add_done_callback(done)
 
     async def deliver(self, previous: asyncio.Task[None] | None, prediction_id: str, url: str, event: str,
-                      body: bytes) -> None:
+                      body: bytes, request_id: str | None) -> None:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         if self.client is None:
@@ -70,7 +70,8 @@ class Webhooks:
         text = body.decode()
         began = time.monotonic()
         wait = self.backoff_s
-        record = {"event": "webhook", "prediction_id": prediction_id, "webhook_event": event, "webhook_id": message_id}
+        record = {"event": "webhook", "prediction_id": prediction_id, "request_id": request_id,
+                  "webhook_event": event, "webhook_id": message_id}
         for attempt in range(1, TRIES + 1):
             now = datetime.now(tz=UTC)
             headers = {

@@ -191,7 +191,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 def load_stage(spec: ServerSpec, index: int, stage: StageSpec,
                observe_batch: Callable[[str, int], None] | None = None) -> Stage:
-    model = load_model(spec.project_dir, stage.type, stage.file, stage.options, spec.gpu)
+    model = load_model(spec.project_dir, stage.type, stage.file, stage.options, spec.gpu, stage.max_new_tokens)
     pre = load_object(spec.project_dir, stage.pre) if stage.pre else None
     post = load_object(spec.project_dir, stage.post) if stage.post else None
     built = Stage.build(f"models[{index}] ({stage.type})", model, pre, post)

@@ -160,19 +160,17 @@ def read_outputs(raw: Any, binary_all: bool) -> list[Wanted]:
 def read_tensor(raw: Any, where: str, binary: Binary, files: list[UploadedFile]) -> Tensor:
     if not isinstance(raw, dict):
         raise BadRequest(f"{where} must be a tensor object: name, shape, datatype, data", BAD)
-    name, shape, datatype = raw.get("name"), raw.get("shape"), raw.get("datatype")
+    name, datatype = raw.get("name"), raw.get("datatype")
     if not isinstance(name, str):
         raise BadRequest(f"{where}.name must be a string", BAD)
     where = f"input {name!r}"
-    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
-        raise BadRequest(f"{where}: shape must be a list of non-negative integers", BAD)
+    shape, count = read_shape(raw.get("shape"), where)
     if datatype not in DATATYPES:
         raise BadRequest(f"{where}: datatype must be one of {', '.join(DATATYPES)}", BAD)
     parameters = raw.get("parameters", {})
     if not isinstance(parameters, dict):
         raise BadRequest(f"{where}: parameters must be a JSON object", BAD)
     size = parameters.get("binary_data_size")
-    count = math.prod(shape)
     if size is not None:
         if type(size) is not int or size < 0:
             raise BadRequest(f"{where}: binary_data_size must be a non-negative integer", BAD)
@@ -190,11 +188,45 @@ def read_tensor(raw: Any, where: str, binary: Binary, files: list[UploadedFile])
         dtype = np.dtype(DTYPES[datatype])
         if size != count * dtype.itemsize:
             raise BadRequest(f"{where}: {size} bytes of binary data do not hold shape {shape} of {datatype}", BAD)
-        return Tensor(name, tuple(shape), datatype, np.frombuffer(piece, dtype).reshape(shape))
+        array = reshaped(np.frombuffer(piece, dtype), shape, where)
+        if dtype.kind == "f" and not np.isfinite(array).all():  # the bytes are the dtype: only inf and NaN are out
+            raise BadRequest(f"{where}: a number is out of {datatype}'s finite range", BAD)
+        return Tensor(name, tuple(shape), datatype, array)
     if "data" not in raw:
         raise BadRequest(f"{where}: data is missing", BAD)
     flat = flatten(raw["data"], shape, where)
     return Tensor(name, tuple(shape), datatype, to_array(flat, shape, datatype, where))
+
+
+# numpy's own limit on dimensions (NPY_MAXDIMS before numpy 2); nested BYTES data is built
+# by recursion, one level a dimension.
+MAX_DIMS = 32
+INT64_MAX = 2**63 - 1
+
+
+def read_shape(shape: Any, where: str) -> tuple[list[int], int]:
+    """A valid shape and its element count. No dimension may exceed max(1, count): else
+    `[2000000, 0]` holds no element yet would build two million empty rows, and a
+    dimension past int64 would fail inside numpy (a 500)."""
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise BadRequest(f"{where}: shape must be a list of non-negative integers", BAD)
+    if len(shape) > MAX_DIMS:
+        raise BadRequest(f"{where}: shape has {len(shape)} dimensions; at most {MAX_DIMS}", BAD)
+    count = math.prod(shape)
+    if count > INT64_MAX:
+        raise BadRequest(f"{where}: shape holds more elements than int64 counts", BAD)
+    largest = max(shape, default=0)
+    if largest > max(1, count):
+        raise BadRequest(f"{where}: dimension {largest} of a shape of {count} elements; "
+                         "no dimension may exceed max(1, the element count)", BAD)
+    return shape, count
+
+
+def reshaped(array: Any, shape: list[int], where: str) -> Any:
+    try:
+        return array.reshape(shape)
+    except (ValueError, OverflowError, MemoryError):
+        raise BadRequest(f"{where}: its data does not take shape {shape}", BAD) from None
 
 
 def flatten(data: Any, shape: list[int], where: str) -> list[Any]:
@@ -248,7 +280,7 @@ def to_array(flat: list[Any], shape: list[int], datatype: str, where: str) -> An
             beyond = True
         if beyond:
             raise BadRequest(f"{where}: a number is out of {datatype}'s finite range", BAD)
-    return np.array(flat, dtype=dtype).reshape(shape)
+    return reshaped(np.array(flat, dtype=dtype), shape, where)
 
 
 def split_bytes(piece: memoryview, count: int, where: str) -> list[bytes]:

@@ -35,6 +35,7 @@ models:
   - type: hf_pipeline
     file: model
     options: {{task: text-generation}}
+    max_new_tokens: 4000  # ENDLESS asks for that many
 server:
   max_concurrency: 1
 tests:

@@ -2,7 +2,7 @@
 
     tabular.py   sklearn, sklearn_classifier, sklearn_preprocessor, xgboost_classifier, xgboost_regressor
     onnx.py      onnx               torch.py    torch            spacy.py   spacy
-    hf.py        hf_pipeline (textgen.py: text generation, streamed)
+    hf.py        hf_pipeline (textgen.py: text generation, streamed; hf_parameters.py: what requests may pass)
     python.py    python (the user's class)
 
 A loader reads the model once, at start-up, and returns a `Model` (model.py): how to
@@ -41,9 +41,12 @@ LOADERS: dict[str, Loader] = {
 MODEL_TYPES = (*LOADERS, "python")
 
 
-def load_model(project_dir: Path, type_: str, file: str, options: dict[str, Any], gpu: bool) -> Model:
+def load_model(project_dir: Path, type_: str, file: str, options: dict[str, Any], gpu: bool,
+               max_new_tokens: int = 512) -> Model:
     if type_ == "python":
         return load_python(project_dir, file)
+    if type_ == "hf_pipeline":  # the one loader with a cap of its own (models[i].max_new_tokens)
+        return load_hf_pipeline(project_dir / file, options, gpu, max_new_tokens)
     return LOADERS[type_](project_dir / file, options, gpu)
 
 

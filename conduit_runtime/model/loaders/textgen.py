@@ -17,7 +17,7 @@ are not streamed: the pipeline's own answer, as before.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ...cancellation import cancel_event
@@ -36,13 +36,16 @@ def one_prompt(data: Any) -> str | None:
     return None
 
 
-def text_generation(pipe: Any) -> Model:
+def text_generation(pipe: Any, check: Callable[[dict[str, Any]], None]) -> Model:
+    """`check` refuses parameters not allowed or past their caps (hf_parameters.py)."""
     # One generation at a time: the fast tokenizer refuses a second caller ("Already
     # borrowed"), and the streamer decodes in the generation thread, after the model
     # call returned. So the lock is held by that thread, not by the stage.
     busy = threading.Lock()
 
     def call(x: Any, files: list[Any], params: dict[str, Any]) -> Any:
+        if params:
+            check(params)
         prompt = one_prompt(x)
         if prompt is None or any(params.get(name, 1) != 1 for name in NOT_STREAMED):
             with busy:
@@ -61,13 +64,11 @@ class TextStream(Iterator[str]):
 
         self.stopped = threading.Event()  # set by close()
         self.error: BaseException | None = None
-        params = dict(params)
         self.head = prompt if params.get("return_full_text", True) else ""
-        self.streamer = TextIteratorStreamer(
-            pipe.tokenizer, skip_prompt=True, skip_special_tokens=params.get("skip_special_tokens", True)
-        )
+        # Parameters are allow-listed (hf_parameters.py): no stopping criteria of the request's own.
+        self.streamer = TextIteratorStreamer(pipe.tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.flags = [self.stopped] if cancel is None else [self.stopped, cancel]
-        criteria = StoppingCriteriaList([stop_when(self.flags), *params.pop("stopping_criteria", [])])
+        criteria = StoppingCriteriaList([stop_when(self.flags)])
         kwargs = {**params, "streamer": self.streamer, "stopping_criteria": criteria}
         self.thread = threading.Thread(target=self.generate, args=(pipe, busy, prompt, kwargs),
                                        name="conduit-generate", daemon=True)
