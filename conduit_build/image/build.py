@@ -21,7 +21,7 @@ from .engine import Progress
 from .lock import INSTALLED_PATH, lock_project, lock_status
 from .lockfile import LockFile
 from .requirements import CPU_TORCH_FIX, cpu_torch_unavailable
-from .uv import UV_IMAGE, UV_IMAGE_ARG, host_uv_for_images, record_uv_image, recorded_uv_images, uv_image_context
+from .uv import UV_IMAGE, UV_IMAGE_ARG, host_uv_for_images, record_uv_image, trusted_uv_image, uv_image_context
 
 
 @dataclass(frozen=True)
@@ -77,26 +77,22 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
 
 def ensure_uv_image(client: engine.Client, base: str, build_args: dict[str, str],
                     on_progress: Callable[[Progress], None]) -> str:
-    """The id of the helper image the builder stage copies uv from (uv.py): one that this user's
-    builds made and recorded, found by its id; the tag only says which to try first. A tag on
-    another image is moved back to a recorded one (the impostor keeps its id, unused); with no
-    recorded image on this engine, the helper is made again, without the build cache, and
-    recorded. Made once per engine, then one inspect per build."""
-    recorded = recorded_uv_images()
+    """The id of the helper image the builder stage copies uv from: one these builds made and
+    recorded (uv.trusted_uv_image), never one that only carries its tag. The tag is moved back
+    to it (an impostor keeps its id, unused); with none on this engine the helper is made again,
+    without the build cache, and recorded. Made once per engine, then one inspect per build."""
     tagged = engine.image_id(client, UV_IMAGE)
-    if tagged is not None and tagged in recorded:
-        return tagged
-    present = next((image for image in reversed(recorded) if engine.image_exists(client, image)), None)
-    if tagged is not None:
+    trusted = trusted_uv_image(tagged, lambda image: engine.image_exists(client, image))
+    if tagged is not None and trusted != tagged:
         on_progress(Progress("output", f"{UV_IMAGE} is {tagged[:19]}…, an image these builds did not make: not used"))
-    if present is None:
+    if trusted is None:
         on_progress(Progress("output", f"making {UV_IMAGE} (once per engine): the uv every build installs with"))
         with uv_image_context(base, host_uv_for_images()) as tar:
-            present = engine.build(client, tar, UV_IMAGE, build_args, {"conduit.tool": "uv"}, no_cache=True)
-        record_uv_image(present)
-    else:
-        engine.tag_image(client, present, UV_IMAGE)
-    return present
+            trusted = engine.build(client, tar, UV_IMAGE, build_args, {"conduit.tool": "uv"}, no_cache=True)
+        record_uv_image(trusted)
+    elif trusted != tagged:
+        engine.tag_image(client, trusted, UV_IMAGE)
+    return trusted
 
 
 def check_lock(project: Project, locked: bool, on_progress: Callable[[Progress], None]) -> None:

@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -144,3 +145,13 @@ def record_uv_image(image_id: str) -> None:
     staging = path.with_name(f".{path.name}.{os.getpid()}")
     staging.write_text("".join(line + "\n" for line in lines))
     staging.replace(path)
+
+
+def trusted_uv_image(tagged: str | None, exists: Callable[[str], bool]) -> str | None:
+    """The helper image a build may copy uv from: the one tagged UV_IMAGE (id `tagged`) when its id
+    is recorded, else the newest recorded id the engine `exists` has; None when there is none (the
+    helper is to be made). An unrecorded image under the tag is never the answer."""
+    recorded = recorded_uv_images()
+    if tagged is not None and tagged in recorded:
+        return tagged
+    return next((image for image in reversed(recorded) if exists(image)), None)
