@@ -144,7 +144,7 @@ def test_without_a_lock_the_builder_resolves_and_keeps_what_it_got(tmp_path: Pat
     context = render(load(config), PipSettings())
     assert INSTALLED_LABEL not in context.labels()  # known only after the build
     assert context.files["lock-header.txt"] == lock_inputs(load(config), PipSettings()).header().encode()
-    builder = context.files["Dockerfile"].decode().split("\nFROM ", 2)[1]
+    builder = context.files["Dockerfile"].decode().split("\nFROM ", 3)[2]  # after the uv stage
     assert "uv pip compile --quiet --generate-hashes" in builder and "> /opt/venv/conduit.lock" in builder
 
 
