@@ -125,7 +125,7 @@ def recorded_uv_images() -> list[str]:
     """The ids of UV_IMAGE this user's builds made, oldest first (none when there is no record)."""
     try:
         lines = uv_record_path().read_text().splitlines()
-    except (FileNotFoundError, NotADirectoryError):
+    except OSError:  # none, or unreadable: nothing is trusted, the helper is made again
         return []
     return [fields[1] for fields in (line.split() for line in lines)
             if len(fields) == 2 and fields[0] == UV_IMAGE and fields[1].startswith("sha256:")]
@@ -136,15 +136,16 @@ def record_uv_image(image_id: str) -> None:
     beside it and renamed, so a reader never sees half a file (two builds recording at once may
     lose one line: a remake later, never a wrong id)."""
     path = uv_record_path()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    try:
-        lines = [line for line in path.read_text().splitlines() if line.split() != [UV_IMAGE, image_id]]
-    except FileNotFoundError:
-        lines = []
+    lines = [line for line in path.read_text().splitlines() if line.split() != [UV_IMAGE, image_id]] if path.is_file() else []
     lines = [*lines, f"{UV_IMAGE} {image_id}"][-UV_RECORD_KEEP:]
     staging = path.with_name(f".{path.name}.{os.getpid()}")
-    staging.write_text("".join(line + "\n" for line in lines))
-    staging.replace(path)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        staging.write_text("".join(line + "\n" for line in lines))
+        staging.replace(path)
+    except OSError as error:
+        raise UsageError(f"cannot record the uv helper image in {path}: {error.strerror or error}",
+                         "set XDG_CACHE_HOME to a folder you can write") from error
 
 
 def trusted_uv_image(tagged: str | None, exists: Callable[[str], bool]) -> str | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conduit_build.config import load
+from conduit_build.errors import UsageError
 from conduit_build.image.context import render
 from conduit_build.image.lockfile import LockFile, lock_inputs
 from conduit_build.image.pip import PipSettings
@@ -170,3 +171,14 @@ def test_an_unrecorded_image_under_the_tag_is_never_trusted(record: Path) -> Non
     assert trusted_uv_image(None, engine_has.__contains__) == GENUINE
     assert trusted_uv_image(IMPOSTOR, {OLDER, IMPOSTOR}.__contains__) == OLDER
     assert trusted_uv_image(IMPOSTOR, {IMPOSTOR}.__contains__) is None
+
+
+def test_a_cache_folder_that_cannot_be_written_is_one_line_with_a_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No record to read trusts nothing (the helper is made again); one that cannot be written is
+    a usage error naming the file and the fix, not a traceback."""
+    (tmp_path / "not-a-folder").write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-folder"))
+    assert recorded_uv_images() == [] and trusted_uv_image(GENUINE, {GENUINE}.__contains__) is None
+    with pytest.raises(UsageError, match=r"cannot record the uv helper image in .*not-a-folder/conduit/uv-images\.txt") as error:
+        record_uv_image(GENUINE)
+    assert error.value.hint == "set XDG_CACHE_HOME to a folder you can write"
