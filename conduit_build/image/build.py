@@ -21,7 +21,7 @@ from .engine import Progress
 from .lock import INSTALLED_PATH, lock_project, lock_status
 from .lockfile import LockFile
 from .requirements import CPU_TORCH_FIX, cpu_torch_unavailable
-from .uv import UV_IMAGE, host_uv_for_images, uv_image_context
+from .uv import UV_IMAGE, UV_IMAGE_ARG, host_uv_for_images, record_uv_image, trusted_uv_image, uv_image_context
 
 
 @dataclass(frozen=True)
@@ -57,11 +57,13 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
             if tag not in existing.tags:
                 engine.tag_image(client, existing, tag)
             return Built(tag, existing.id, context.hash, cached=True)
-    if f"--from={UV_IMAGE}".encode() in bytes(context.files["Dockerfile"]):  # a builder stage that copies uv
-        ensure_uv_image(client, project.config.image.base, context.build_args, on_progress)
+    build_args = context.build_args
+    if UV_IMAGE.encode() in bytes(context.files["Dockerfile"]):  # a builder stage that copies uv
+        uv_image = ensure_uv_image(client, project.config.image.base, build_args, on_progress)
+        build_args = {**build_args, UV_IMAGE_ARG: uv_image}
     with context.tar() as tar:
         try:
-            image_id = engine.build(client, tar, tag, context.build_args, context.labels(), no_cache, on_progress)
+            image_id = engine.build(client, tar, tag, build_args, context.labels(), no_cache, on_progress)
         except BuildError as error:
             raise hash_mismatch(error) or without_cuda(project, error) or error from None
     if not context.installed_digest:  # resolved in the builder: label the image with what it got
@@ -74,13 +76,23 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
 
 
 def ensure_uv_image(client: engine.Client, base: str, build_args: dict[str, str],
-                    on_progress: Callable[[Progress], None]) -> None:
-    """The helper image the builder stage copies uv from: made once per engine (uv.py)."""
-    if engine.image_exists(client, UV_IMAGE):
-        return
-    on_progress(Progress("output", f"making {UV_IMAGE} (once per engine): the uv every build installs with"))
-    with uv_image_context(base, host_uv_for_images()) as tar:
-        engine.build(client, tar, UV_IMAGE, build_args, {"conduit.tool": "uv"})
+                    on_progress: Callable[[Progress], None]) -> str:
+    """The id of the helper image the builder stage copies uv from: one these builds made and
+    recorded (uv.trusted_uv_image), never one that only carries its tag. The tag is moved back
+    to it (an impostor keeps its id, unused); with none on this engine the helper is made again,
+    without the build cache, and recorded. Made once per engine, then one inspect per build."""
+    tagged = engine.image_id(client, UV_IMAGE)
+    trusted = trusted_uv_image(tagged, lambda image: engine.image_exists(client, image))
+    if tagged is not None and trusted != tagged:
+        on_progress(Progress("output", f"{UV_IMAGE} is {tagged[:19]}…, an image these builds did not make: not used"))
+    if trusted is None:
+        on_progress(Progress("output", f"making {UV_IMAGE} (once per engine): the uv every build installs with"))
+        with uv_image_context(base, host_uv_for_images()) as tar:
+            trusted = engine.build(client, tar, UV_IMAGE, build_args, {"conduit.tool": "uv"}, no_cache=True)
+        record_uv_image(trusted)
+    elif trusted != tagged:
+        engine.tag_image(client, trusted, UV_IMAGE)
+    return trusted
 
 
 def check_lock(project: Project, locked: bool, on_progress: Callable[[Progress], None]) -> None:

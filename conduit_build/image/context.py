@@ -42,7 +42,7 @@ from .files import OUTPUT_MARKER, select
 from .lockfile import LOCK_NAME, LockFile, lock_inputs, lock_path
 from .pip import PipSettings
 from .requirements import RUNTIME_DIR, pip_args, user_requirements
-from .uv import UV_IMAGE, UV_VERSION
+from .uv import UV_IMAGE, UV_IMAGE_ARG, pip_install_uv
 
 Source = bytes | Path
 INSTALLED_LABEL = "conduit.installed-digest"  # sha256 of the installed set: names, versions, hashes
@@ -66,11 +66,12 @@ class DockerfileContext:
     build_packages: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     pip_args: str
-    uv_image: str  # the engine's helper image holding the pinned uv (uv.py)
+    uv_image: str  # the engine's helper image holding the pinned uv (uv.py), by tag
+    uv_image_arg: str  # the build argument by which `conduit build` names it by its recorded id
     build_arg_names: tuple[str, ...]  # the index settings given to this build, declared as ARGs
     locked: bool  # install conduit.lock as is; else resolve requirements.txt in the builder
     single_stage: bool  # locked, and no index setting, CA bundle or find-links: no builder stage
-    uv_version: str  # the uv a single-stage build installs for one RUN
+    uv_install: str  # the shell that installs the pinned uv by wheel hash, for one single-stage RUN
     ca_bundle: bool
     find_links: bool
     model_files: bool  # is there a model/ folder to copy (python models have none)
@@ -209,10 +210,11 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         env=tuple((name, json.dumps(value)) for name, value in env.items()),
         pip_args=pip_args(requirements, gpu, pip.find_links),
         uv_image=UV_IMAGE,
+        uv_image_arg=UV_IMAGE_ARG,
         build_arg_names=tuple(sorted(pip.build_args())),
         locked=locked,
         single_stage=locked and not (pip.build_args() or pip.ca_bundle or pip.find_links),
-        uv_version=UV_VERSION,
+        uv_install=pip_install_uv("/tmp/uv"),
         ca_bundle=pip.ca_bundle is not None,
         find_links=pip.find_links is not None,
         model_files=has_model,

@@ -142,12 +142,16 @@ def build(engine: Client, tar: IO[bytes], tag: str, build_args: dict[str, str], 
 
 
 def image_exists(engine: Client, reference: str) -> bool:
+    return image_id(engine, reference) is not None
+
+
+def image_id(engine: Client, reference: str) -> str | None:
+    """The id (sha256:…, a digest of the image's content) of a tag or id; None when there is none."""
     with engine_errors(f"inspect {reference}"):
         try:
-            engine.images.get(reference)
+            return str(engine.images.get(reference).id)
         except docker.errors.ImageNotFound:
-            return False
-        return True
+            return None
 
 
 def read_file(engine: Client, reference: str, path: str) -> bytes | None:
@@ -193,8 +197,11 @@ def repo_digests(engine: Client, tag: str) -> list[str]:
 
 
 def tag_image(engine: Client, image: Any, tag: str) -> None:
+    """Tag `image` (an image of the SDK, or an id) as `tag`, moving the tag from any other image."""
     reference = split_reference(tag)
     with engine_errors(f"tag {tag}"):
+        if isinstance(image, str):
+            image = engine.images.get(image)
         image.tag(reference.repository, reference.tag or "latest")
 
 

@@ -1,13 +1,19 @@
 # Rendered by Conduit for iris. Do not edit: change conduit.yaml or override a block.
 
+# The engine's uv helper image: `conduit build` names it by the image id it recorded when it
+# made it (conduit_build/image/uv.py), never by its tag, which anyone on the engine can move.
+# The tag is the default for a `docker build` of this context by hand.
+ARG CONDUIT_UV_IMAGE=conduit-uv:0.13.9
+FROM $CONDUIT_UV_IMAGE AS uv
 FROM python:3.11-slim AS builder
 # Package indexes, find-links and certificates live in this stage only: the runtime stage
 # below copies the finished venv and nothing else from here. Only the index settings that are
 # set are declared (each instruction is a step of its own, a third of a second on a busy engine).
 ENV UV_SYSTEM_CERTS=1 UV_NO_PROGRESS=1 UV_NO_CACHE=1 UV_LINK_MODE=hardlink UV_PYTHON=/opt/venv/bin/python NO_COLOR=1
 # uv, pinned, from the engine's helper image (conduit_build/image/uv.py makes it once, like a
-# base image): no pip install of uv in every cold build. It never leaves this stage.
-COPY --from=conduit-uv:0.13.9 /uv /opt/uv/bin/uv
+# base image, and names it by the id it recorded): no pip install of uv in every cold build.
+# It never leaves this stage.
+COPY --from=uv /uv /opt/uv/bin/uv
 # Python deps, resolved here (no conduit.lock): rebuilt only when requirements.txt changes. What
 # was resolved is kept as a lock in the venv (`conduit lock --from-image` reads it), then installed.
 COPY requirements.txt lock-header.txt /tmp/conduit/
