@@ -169,6 +169,10 @@ class Server(Strict):
         "CONDUIT_WEBHOOK_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="The variable holding the Standard Webhooks secret (whsec_…) that signs webhooks.",
     )
+    wedge_restart_s: float | None = Field(
+        None, gt=0, description="GET /live answers 503 (the orchestrator restarts the server) once /ready has said "
+                                "`wedged` this long; default 3 x timeout_s.",
+    )
 
 
 class Image(Strict):
