@@ -24,7 +24,6 @@ from ..log import log
 
 class Admission:
     def __init__(self, max_running: int, max_queue: int, threads: int | None = None) -> None:
-        self.max_running = max_running
         self.threads = threads or max_running  # the model's worker threads
         self.capacity = max_running + max_queue
         self.slots = asyncio.Semaphore(max_running)

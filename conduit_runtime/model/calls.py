@@ -76,7 +76,8 @@ def locked(lock: threading.Lock, fn: Callable[..., Any], args: tuple[Any, ...]) 
     """fn(*args) under the stage's lock. A stream it returns keeps the lock (Held). A stream
     of the same stage handed in (a post hook given its model's chunks) holds the lock
     already: the call runs under it, and the lock passes to what the call returns."""
-    inner = next((arg for arg in args if isinstance(arg, Held) and arg.lock is lock and arg.holds), None)
+    first = args[0] if args else None  # what a stream is handed in as: a hook's or model's input
+    inner = first if isinstance(first, Held) and first.lock is lock and first.holds else None
     if inner is None:
         lock.acquire()
     try:

@@ -79,7 +79,7 @@ name: gen-lock
 models:
   - type: python
     file: model.py:Chunks
-server: {max_concurrency: 4, timeout_s: 60}
+server: {max_concurrency: 4, timeout_s: 20}
 tests:
   - name: one
     json: ["go"]
@@ -97,6 +97,13 @@ tests:
     for names in events:
         assert names == ["output"] * 5 + ["completed"], names
     assert peak(config.parent / "peak") == 1, "two streams of the stage ran at once"
+    # A client that leaves after the first chunk closes its generator, which frees the stage:
+    # the next stream runs to its end (a lock left held would stall it until its timeout).
+    with httpx.Client(timeout=60) as client, connect_sse(
+        client, "POST", server.url + "/predict", json=["go"], headers=dict(server.headers)
+    ) as source:
+        assert next(source.iter_sse()).event == "output"
+    assert stream() == ["output"] * 5 + ["completed"]
 
 
 HOOKS = PEAK + '''
