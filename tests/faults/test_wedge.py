@@ -77,3 +77,39 @@ def test_a_hung_batched_model_turns_ready_wedged_then_live_503(serve: Any, tmp_p
     assert status(server, "/live") == 200
     answer = httpx.post(server.url + "/predict", json=["fine"], headers=server.headers, timeout=30)
     assert answer.status_code == 200 and answer.json()["result"] == ["fine"]
+
+
+ASYNC_CONFIG = """
+name: wedge-async
+models:
+  - type: python
+    file: model.py:Hang
+server: {max_concurrency: 1, timeout_s: 30, async_timeout_s: 1, wedge_restart_s: 60}
+tests:
+  - name: fine
+    json: ["fine"]
+"""
+
+
+def test_an_async_prediction_hung_past_its_deadline_counts_toward_a_wedge(serve: Any, tmp_path: Path) -> None:
+    """Breaks on purpose: an async prediction whose call ran past server.async_timeout_s held
+    the only model thread, yet was never counted as overdue: /ready stayed 200."""
+    root = tmp_path / "wedge-async"
+    root.mkdir()
+    (root / "model.py").write_text(HANG)
+    (root / "conduit.yaml").write_text(ASYNC_CONFIG)
+    server: Server = serve(root / "conduit.yaml")
+    try:
+        accepted = httpx.post(server.url + "/predict", json=["hang"], timeout=30,
+                              headers={**server.headers, "Prefer": "respond-async"})
+        assert accepted.status_code == 202, accepted.text
+        url = server.url + accepted.json()["urls"]["get"]
+        wait_for(lambda: httpx.get(url, headers=server.headers, timeout=5).json()["status"] == "failed", timeout=15,
+                 what="the async prediction to time out")
+        assert (root / "hanging").exists()
+        wait_for(lambda: status(server, "/ready") == 503, timeout=10, what="/ready to say wedged")
+        assert httpx.get(server.url + "/ready", timeout=5).json()["error"]["code"] == "wedged"
+        assert status(server, "/live") == 200  # not for server.wedge_restart_s yet
+    finally:
+        (root / "release").touch()  # nothing is left running
+    wait_for(lambda: status(server, "/ready") == 200, timeout=20, what="/ready once the call ended")
