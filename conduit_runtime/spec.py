@@ -63,6 +63,7 @@ class ServerSpec:
     gpu: bool = False
     warmup: Example | None = None
     workers: int | str = 1  # processes sharing the port; "auto": one per usable CPU
+    wedge_restart_s: float = 540.0  # a wedge this long turns /live 503; from_dict: 3 x timeout_s unless set
 
     @property
     def worker_count(self) -> int:
@@ -100,6 +101,7 @@ class ServerSpec:
             max_queue=server.get("max_queue", 64),
             gpu=raw.get("gpu", False),
             workers=server.get("workers", 1),
+            wedge_restart_s=float(server.get("wedge_restart_s") or 3 * float(server.get("timeout_s", 180))),
             async_timeout_s=float(server.get("async_timeout_s", 3600)),
             async_max_queue=server.get("async_max_queue", 1000),
             async_ttl_s=float(server.get("async_ttl_s", 3600)),

@@ -174,6 +174,10 @@ class Server(Strict):
         description="The variable holding the Standard Webhooks secret (whsec_…) that signs webhooks.",
     )
     docs: bool = Field(True, description="GET /docs: Swagger UI to try the model from a browser (served offline).")
+    wedge_restart_s: float | None = Field(
+        None, gt=0, description="GET /live answers 503 (the orchestrator restarts the server) once /ready has said "
+                                "`wedged` this long; default 3 x timeout_s.",
+    )
 
 
 class Image(Strict):

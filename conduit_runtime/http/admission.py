@@ -6,26 +6,32 @@ server never holds more than max_concurrency + max_queue bodies, whatever the
 number of clients.
 
 A call still running when its request timed out keeps its slot until it ends
-(its thread cannot be stopped): when every slot is held that way the model is
-wedged, and /ready says so, so that traffic goes elsewhere.
+(its thread cannot be stopped), and so does an async prediction's past
+server.async_timeout_s: when every model thread (server.max_concurrency) is held
+that way the server is wedged (or when a batched stage's call is: model/batch.py),
+and /ready says so, so that traffic goes elsewhere; /live once it lasted
+server.wedge_restart_s (http/readiness.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from ..errors import Overloaded
 from ..log import log
 
 
 class Admission:
-    def __init__(self, max_running: int, max_queue: int) -> None:
-        self.max_running = max_running
+    def __init__(self, max_running: int, max_queue: int, threads: int | None = None) -> None:
+        self.threads = threads or max_running  # the model's worker threads
         self.capacity = max_running + max_queue
         self.slots = asyncio.Semaphore(max_running)
         self.waiting = 0  # admitted, reading their body or waiting for a slot
         self.running = 0  # slots held
         self.overdue = 0  # slots held by calls whose request already got its 504
+        self.overdue_async = 0  # async predictions' calls running past server.async_timeout_s
+        self.wedged_since: float | None = None  # monotonic time a probe first found the server wedged
 
     def admit(self) -> Place:
         if self.waiting + self.running >= self.capacity:
@@ -39,17 +45,24 @@ class Admission:
         return self.waiting + self.running - self.overdue
 
     @property
-    def wedged(self) -> bool:
-        return self.overdue >= self.max_running
+    def threads_wedged(self) -> bool:
+        """Every model thread runs a call past its request's deadline."""
+        return self.overdue + self.overdue_async >= self.threads
 
-    def _overdue(self, change: int) -> None:
-        was = self.wedged
-        self.overdue += change
-        if self.wedged != was:
-            log({"event": "wedged" if self.wedged else "unwedged", "overdue": self.overdue, "message": (
-                f"all {self.max_running} prediction slots are held by calls running past server.timeout_s; "
-                "/ready answers 503 until one ends" if self.wedged else "a slot is free again; /ready answers 200"
-            )})
+    def note_wedge(self, wedged: bool) -> None:
+        """What a probe found: the wedge's start is kept (for /live) and its changes logged."""
+        if wedged == (self.wedged_since is not None):
+            return
+        self.wedged_since = time.monotonic() if wedged else None
+        log({"event": "wedged" if wedged else "unwedged", "overdue": self.overdue + self.overdue_async, "message": (
+            "every model thread (or a batched stage's call) runs past its requests' deadline; "
+            "/ready answers 503 until one ends, /live after server.wedge_restart_s"
+            if wedged else "a model call ended; /ready answers 200"
+        )})
+
+    def overdue_job(self, change: int) -> None:
+        """An async prediction's call runs on past its deadline (1), or ended (-1)."""
+        self.overdue_async += change
 
 
 class Place:
@@ -78,8 +91,8 @@ class Place:
 
     def overdue(self) -> None:
         """The request was answered (504) while its call goes on."""
-        self.admission._overdue(1)
+        self.admission.overdue += 1
 
     def leave_overdue(self) -> None:
-        self.admission._overdue(-1)
+        self.admission.overdue -= 1
         self.leave()

@@ -33,7 +33,7 @@ from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .openapi import openapi
 from .peers import Peers
-from .readiness import readiness
+from .readiness import liveness, readiness
 from .responses import error_response, json_response
 from .v2_routes import v2_routes
 
@@ -43,7 +43,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
     """The ASGI app; the model loads in a thread once the server is up. `debug` puts
     what went wrong inside into 500 bodies: for local development only. `async_work`
     makes the async predictions (`Prefer: respond-async`, /predictions/{id})."""
-    admission = Admission(spec.running_slots, spec.max_queue)
+    admission = Admission(spec.running_slots, spec.max_queue, spec.max_concurrency)
     service: Service
     jobs: AsyncWork | None = None
     metrics = Metrics(spec.name, {
@@ -74,6 +74,11 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
 
     async def health(request: HTTPRequest) -> Response:
         return json_response(b'{"status":"ok"}')
+
+    async def live(request: HTTPRequest) -> Response:
+        """Liveness: 503 once a wedge lasted server.wedge_restart_s, so that the kubelet restarts the pod."""
+        problem = liveness(service, admission)
+        return json_response(b'{"status":"live"}') if problem is None else error_response(problem)
 
     async def ready(request: HTTPRequest) -> Response:
         problem = readiness(service, admission, peers)
@@ -132,6 +137,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         routes=[
             Route("/predict", predict_not_here, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
+            Route("/live", live, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/openapi.json", openapi_json, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),

@@ -99,7 +99,8 @@ async def relay(send: Any, receive: Receive, job: Job, stream: Stream, pool: Thr
 
 async def close(source: Any, pending: asyncio.Future[Any] | None, is_async: bool) -> None:
     """Stop the generator: a chunk still being made is waited for (a thread cannot be
-    interrupted) or cancelled (a coroutine can), then the generator is closed."""
+    interrupted) or cancelled (a coroutine can), then the generator is closed. Closing
+    a model's stream frees its stage's lock (model/calls.py: Held), which never blocks."""
     if pending is not None and not pending.done():
         if is_async:
             pending.cancel()

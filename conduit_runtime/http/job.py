@@ -17,7 +17,7 @@ from typing import Any
 from ..cancellation import current, within
 from ..errors import PREDICTION_FAILED, ModelFailed
 from ..log import prediction_line
-from ..model.calls import Plan
+from ..model.calls import Plan, close_streams
 from ..model.flow import Flow, drive, is_stream
 from ..wire.predict import Request, as_rows, dumps_envelope, envelope, from_form, from_payload, parse_body
 from .body import UNPARSED, Body
@@ -109,7 +109,23 @@ class Job:
         return content
 
     async def hop(self, pool: ThreadPoolExecutor, fn: Any, *args: Any) -> tuple[bool, Any]:
-        self.working = pool.submit(within, self.cancel, fn, *args)
-        result: tuple[bool, Any] = await asyncio.wrap_future(self.working)
+        working = self.working = pool.submit(within, self.cancel, fn, *args)
+        try:
+            result: tuple[bool, Any] = await asyncio.wrap_future(working)
+        except asyncio.CancelledError:  # the request ended while the worker ran: what it makes goes nowhere
+            working.add_done_callback(drop)
+            raise
         self.working = None
         return result
+
+
+def drop(working: Future[Any]) -> None:
+    """A hop that ended after its request did: a stream it made (which may hold its stage's
+    lock, model/calls.py) is closed, so the stage does not stay locked."""
+    if working.cancelled() or working.exception() is not None:
+        return
+    done, value = working.result()
+    if done and isinstance(value, Stream):
+        close_streams((value.source,))
+    elif not done:
+        close_streams(value[1])  # the arguments of the async call it led to

@@ -55,6 +55,8 @@ class Metrics:
                                    ["model"], buckets=BUCKETS, registry=own).labels(name)
         self.batches = Histogram("conduit_batch_size", "Rows per model call of a batched stage (models[stage].batch).",
                                  ["model", "stage"], buckets=BATCH_BUCKETS, registry=own)
+        self.batch_failures = Counter("conduit_batch_failures", "Batched model calls that failed (each then "
+                                      "bisected to find the request that fails it).", ["model", "stage"], registry=own)
         self.by_status: dict[int, Counter] = {}
         if own is None:
             self.gauge_values = {
@@ -76,8 +78,12 @@ class Metrics:
         counter.inc()
         self.durations.observe(seconds)
 
-    def observe_batch(self, stage: str, rows: int) -> None:
-        self.batches.labels(self.name, stage).observe(rows)
+    def observe_batch(self, stage: str, rows: int, failed: bool = False) -> None:
+        """A batched call of `rows` rows, or (failed) one that failed."""
+        if failed:
+            self.batch_failures.labels(self.name, stage).inc()
+        else:
+            self.batches.labels(self.name, stage).observe(rows)
 
     def refresh(self) -> None:
         """This worker's gauges into its files (multiprocess mode only)."""

@@ -1,15 +1,19 @@
 """Readiness, told once for every probe that asks (/ready, /v2/health/ready and a V2
 model's /ready): the model is loaded and warmed up, not draining, not wedged, and
-every worker process of the server (server.workers) is ready too."""
+every worker process of the server (server.workers) is ready too. Liveness (/live):
+the process is of use, unless a wedge lasted server.wedge_restart_s (a restart is
+then the only way out: a thread cannot be stopped)."""
 
 from __future__ import annotations
+
+import time
 
 from ..errors import STARTUP_FAILED, NotReady
 from ..model.service import Service
 from .admission import Admission
 from .peers import Peers
 
-WEDGED = "every prediction slot is held by a call running past server.timeout_s"
+WEDGED = "every model thread (or a batched stage's call) runs past its requests' deadline (server.timeout_s)"
 
 
 def readiness(service: Service, admission: Admission, peers: Peers | None) -> NotReady | None:
@@ -18,8 +22,28 @@ def readiness(service: Service, admission: Admission, peers: Peers | None) -> No
         # A start-up that failed will not get better: the code says so (deploy and
         # `conduit test` stop waiting at once), the message never says why (the log does).
         return NotReady(service.problem, STARTUP_FAILED if service.failed else None)
-    if admission.wedged:
-        return NotReady(WEDGED)
+    if wedged(service, admission):
+        return NotReady(WEDGED, "wedged")
     if peers is not None and not peers.all_ready():
         return NotReady(peers.problem())
     return None
+
+
+def liveness(service: Service, admission: Admission) -> NotReady | None:
+    """None while the process is of use; a wedge that lasted server.wedge_restart_s: restart it."""
+    if not wedged(service, admission):
+        return None
+    since = admission.wedged_since
+    lasted = time.monotonic() - since if since is not None else 0.0
+    if lasted < service.spec.wedge_restart_s:
+        return None
+    return NotReady(f"wedged for {lasted:.0f} s (server.wedge_restart_s = {service.spec.wedge_restart_s:g}): "
+                    "restart the server", "wedged")
+
+
+def wedged(service: Service, admission: Admission) -> bool:
+    """Every model thread, or a batched stage's call, runs past its requests' deadline."""
+    flow = service.flow
+    now = admission.threads_wedged or (flow is not None and any(batcher.overdue for batcher in flow.batchers))
+    admission.note_wedge(now)
+    return now

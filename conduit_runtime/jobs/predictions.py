@@ -267,8 +267,12 @@ class Predictions:
         cannot be stopped: a canceled call still holds its slot until it returns)."""
         working = job.working
         if working is not None and not working.done() and not self.closing:
-            with contextlib.suppress(BaseException):
-                await asyncio.wrap_future(working)
+            self.admission.overdue_job(1)  # its call runs on past its deadline: toward a wedge (/ready, /live)
+            try:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wrap_future(working)
+            finally:
+                self.admission.overdue_job(-1)
         job.close()
         self.running.pop(id_, None)
         self.admission.slots.release()

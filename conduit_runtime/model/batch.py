@@ -12,13 +12,18 @@ also waits that long for more rows. A request that finds the stage idle goes at
 once, alone, with its input as it is: at low load nothing waits.
 
 Each request keeps its own rows, order, timeout (one that times out while waiting
-leaves the queue) and error: when a batch fails, its members run again one by one,
-so that only the culprit gets the error. An input that cannot be batched (a dict,
-a scalar, more rows than `max_size`, a type that does not concatenate with the
-others) runs alone, in turn.
+leaves the queue) and error: when a batch call fails, each half of the batch goes
+again (bisection: one bad input among n costs about 2·log2(n) more calls, and
+the others still answer), and `conduit_batch_failures_total` counts the failed
+call. An input that cannot be batched (a dict, a scalar, more rows than
+`max_size`, a type that does not concatenate with the others) runs alone, in
+turn. A model whose output is not one row per input row cannot be split back:
+the stage logs `batch_disabled` once and is called per request from then on.
 
 Calls run in the batcher's own thread (one batch at a time per stage), under the
-stage's lock; an `async def` model is awaited on the event loop.
+stage's lock; an `async def` model is awaited on the event loop. A call whose
+every request has ended (answered 504, or gone) is `overdue`: a stage whose call
+hangs is wedged, and /ready says so (http/readiness.py).
 """
 
 from __future__ import annotations
@@ -27,11 +32,13 @@ import asyncio
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
+from ..cancellation import cancel_event
+from ..log import log
 from .calls import Call, rewind
 
 # The rows of the largest model call this request's rows went through, for its log
@@ -40,6 +47,8 @@ from .calls import Call, rewind
 BATCH_SIZE: ContextVar[int | None] = ContextVar("conduit_batch_size", default=None)
 
 Outcome = tuple[bool, Any]  # (True, this request's output) or (False, its exception)
+# The model calls that answer a batch: yields (x, files, parameters), is sent each call's Outcome.
+Steps = Generator[tuple[Any, list[Any], dict[str, Any]], Outcome, list[Outcome]]
 
 
 class Item:
@@ -65,12 +74,16 @@ class Batcher:
     batched = True  # Flow.run (the Python API, the warm-up) calls it alone, in its thread
 
     def __init__(self, call: Call, max_size: int, max_wait_ms: float,
-                 observe: Callable[[int], None] | None = None) -> None:
+                 observe: Callable[[int, bool], None] | None = None, stage: str = "") -> None:
         self.call = call  # the stage's model call: its lock and its reading of errors
         self.where = call.where
+        self.stage = stage
         self.max_size = max_size
         self.max_wait = max_wait_ms / 1000
-        self.observe = observe  # the batch-size histogram, called with each call's rows
+        self.observe = observe  # (rows, failed): each call's rows (the histogram), or a failed batch call
+        self.disabled = False  # the output does not split back: the stage is called per request
+        # Whether each request of the call running now has ended; all of them: overdue.
+        self.current: list[Callable[[], bool]] = []
         self.waiting: deque[Item] = deque()
         self.rows_waiting = 0
         self.busy = False  # a call of this stage runs (or a drain is under way)
@@ -81,9 +94,6 @@ class Batcher:
         self.task: asyncio.Task[None] | None = None
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="conduit-batch")
 
-    def __call__(self, x: Any, files: list[Any], parameters: dict[str, Any]) -> Any:
-        return self.call(x, files, parameters)
-
     def try_now(self, x: Any, files: list[Any], parameters: dict[str, Any]) -> tuple[bool, Any]:
         """From the request's worker thread: when the stage is idle, call the model right
         here (True, output), with no hop to the event loop and back; else (False, None) and
@@ -93,10 +103,16 @@ class Batcher:
             if self.busy or self.call.is_async:
                 return False, None
             self.busy = True
+        cancel = cancel_event()
+        self.current = [cancel.is_set] if cancel is not None else []
         try:
-            self.observed(rows_of(x) or 1)
-            return True, self.call(x, files, parameters)
+            rows = rows_of(x)
+            self.observed(rows or 1)
+            out = self.call(x, files, parameters)
+            self.check_rows(rows, out)
+            return True, out
         finally:
+            self.current = []
             with self.mutex:
                 if self.waiting and self.loop is not None:  # they came while this call ran
                     self.loop.call_soon_threadsafe(self.start_drain)
@@ -179,6 +195,7 @@ class Batcher:
         return batch
 
     async def execute(self, batch: list[Item]) -> None:
+        self.current = [item.future.cancelled for item in batch]  # cancelled: its request timed out or left
         try:
             if self.call.is_async:
                 outcomes = await self.run_async(batch)
@@ -188,6 +205,8 @@ class Batcher:
             outcomes = [(False, exc)] * len(batch)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+        finally:
+            self.current = []
         for item, (ok, value) in zip(batch, outcomes, strict=True):
             if item.future.done():  # its request timed out while the call ran
                 continue
@@ -196,58 +215,97 @@ class Batcher:
             else:
                 item.future.set_exception(value)
 
-    # -- in the batcher's thread ---------------------------------------------------------
-    def run(self, batch: list[Item]) -> list[Outcome]:
-        if len(batch) == 1:
-            return [self.alone(batch[0])]
+    # -- the calls of one batch ---------------------------------------------------------
+    def steps(self, batch: list[Item]) -> Steps:
+        """One call for the whole batch when the inputs stack and the output splits back;
+        when that call fails, each half again, down to the culprit alone."""
+        if len(batch) == 1 or self.disabled:
+            return (yield from self.each_alone(batch))
         try:
             x = concatenate([item.x for item in batch])
         except Exception:  # inputs that do not stack (other widths, other types): each alone
-            return [self.alone(item) for item in batch]
+            return (yield from self.each_alone(batch))
+        rows = sum(item.rows or 0 for item in batch)
+        for item in batch:
+            item.batch_rows = rows
         files = [upload for item in batch for upload in item.files]
         rewind(files)
-        self.observed(batch[0].batch_rows)
+        self.observed(rows)
+        ok, out = yield x, files, batch[0].parameters
+        if not ok:
+            self.observed(rows, failed=True)
+            half = len(batch) // 2
+            return (yield from self.steps(batch[:half])) + (yield from self.steps(batch[half:]))
         try:
-            return [(True, part) for part in split(self.call(x, files, batch[0].parameters), batch)]
-        except Exception:
-            # One bad input fails the whole call (or the output is not one row per input
-            # row): each member again on its own finds the culprit; the others still answer.
-            return [self.alone(item) for item in batch]
+            return [(True, part) for part in split(out, batch)]
+        except Exception as exc:
+            self.disable(str(exc))
+            return (yield from self.steps(batch))  # each alone, now
 
-    def alone(self, item: Item) -> Outcome:
+    def each_alone(self, batch: list[Item]) -> Steps:
+        outcomes = []
+        for item in batch:
+            outcomes.append((yield from self.alone(item)))
+        return outcomes
+
+    def alone(self, item: Item) -> Generator[tuple[Any, list[Any], dict[str, Any]], Outcome, Outcome]:
         item.batch_rows = rows_of(item.x) or 1
         self.observed(item.batch_rows)
         rewind(item.files)
+        ok, out = yield item.x, item.files, item.parameters
+        if ok:
+            self.check_rows(item.rows, out)
+        return ok, out
+
+    def check_rows(self, rows: int | None, out: Any) -> None:
+        """A call of `rows` rows that did not answer as many rows: its stage cannot be batched."""
+        if rows is not None and not self.disabled and rows_of(out) != rows:
+            self.disable(f"the model returned {rows_of(out)} rows for {rows}")
+
+    def disable(self, reason: str) -> None:
+        if not self.disabled:
+            self.disabled = True
+            log({"event": "batch_disabled", "stage": self.stage, "reason": reason, "message":
+                 "the model's output is not one row per input row, so a batch cannot be split back; "
+                 "this stage is called per request from now on"})
+
+    def run(self, batch: list[Item]) -> list[Outcome]:
+        """In the batcher's thread."""
+        steps = self.steps(batch)
+        outcome: Any = None
         try:
-            return True, self.call(item.x, item.files, item.parameters)
-        except Exception as exc:
-            return False, exc
+            while True:
+                x, files, parameters = steps.send(outcome)
+                try:
+                    outcome = (True, self.call(x, files, parameters))
+                except Exception as exc:
+                    outcome = (False, exc)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
-    # -- an async def model, on the event loop -------------------------------------------
     async def run_async(self, batch: list[Item]) -> list[Outcome]:
-        if len(batch) > 1:
-            try:
-                x = concatenate([item.x for item in batch])
-                files = [upload for item in batch for upload in item.files]
-                rewind(files)
-                self.observed(batch[0].batch_rows)
-                return [(True, part) for part in split(await self.call.call_async(x, files, batch[0].parameters), batch)]
-            except Exception:
-                pass  # each alone, below
-        outcomes: list[Outcome] = []
-        for item in batch:
-            item.batch_rows = rows_of(item.x) or 1
-            self.observed(item.batch_rows)
-            rewind(item.files)
-            try:
-                outcomes.append((True, await self.call.call_async(item.x, item.files, item.parameters)))
-            except Exception as exc:
-                outcomes.append((False, exc))
-        return outcomes
+        """An `async def` model, on the event loop."""
+        steps = self.steps(batch)
+        outcome: Any = None
+        try:
+            while True:
+                x, files, parameters = steps.send(outcome)
+                try:
+                    outcome = (True, await self.call.call_async(x, files, parameters))
+                except Exception as exc:
+                    outcome = (False, exc)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
 
-    def observed(self, rows: int) -> None:
+    @property
+    def overdue(self) -> bool:
+        """A call of this stage runs on past the end of every request it answers."""
+        current = self.current
+        return bool(current) and all(ended() for ended in current)
+
+    def observed(self, rows: int, failed: bool = False) -> None:
         if self.observe is not None:
-            self.observe(rows)
+            self.observe(rows, failed)
 
     def close(self) -> None:
         self.thread.shutdown(wait=False, cancel_futures=True)

@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import io
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..cancellation import cancelled
 from ..spec import ServerSpec, StageSpec
 from .batch import Batcher
-from .calls import Call, Plan, bind_post, bind_pre, rewind
+from .calls import Call, Plan, Stopped, bind_post, bind_pre, close_streams, is_stream, rewind
 from .loaders import Model, load_model
 from .userland import load_object
 
@@ -40,14 +40,16 @@ class Stage:
     @classmethod
     def build(cls, label: str, model: Model, pre: Callable[..., Any] | None = None,
               post: Callable[..., Any] | None = None) -> Stage:
-        """A stage from a loaded model and the hook functions themselves."""
-        lock = None if model.thread_safe or model.is_async else threading.Lock()
+        """A stage from a loaded model and the hook functions themselves; the calls that are
+        not thread-safe share the stage's one lock (calls.py)."""
+        lock = threading.Lock()
         return cls(
             label=label,
-            model=Call(model.call, f"{label} model", model.is_async, lock, model.rejects),
+            model=Call(model.call, f"{label} model", model.is_async,
+                       None if model.thread_safe or model.is_async else lock, model.rejects),
             coerce=Call(model.coerce, f"{label} input"),
-            pre=bind_pre(pre, f"{label} pre hook") if pre else None,
-            post=bind_post(post, f"{label} post hook") if post else None,
+            pre=bind_pre(pre, f"{label} pre hook", lock) if pre else None,
+            post=bind_post(post, f"{label} post hook", lock) if post else None,
             features=model.features,
             signature=model.signature,
         )
@@ -56,7 +58,9 @@ class Stage:
         rewind(files)
         x = (yield self.pre, (data, files)) if self.pre else (yield self.coerce, (data,))
         rewind(files)
-        out = yield (self.batch or self.model), (x, files, parameters)
+        # A batched stage whose output does not split back per request is called per request (batch.py).
+        batch = self.batch
+        out = yield (self.model if batch is None or batch.disabled else batch), (x, files, parameters)
         if self.post is None:
             return out
         rewind(files)
@@ -93,8 +97,9 @@ class Flow:
         return {"inputs": inputs, "outputs": outputs} if inputs or outputs else None
 
     @classmethod
-    def load(cls, spec: ServerSpec, observe_batch: Callable[[str, int], None] | None = None) -> Flow:
-        """The stages of the spec; `observe_batch(stage, rows)` hears of each batched call."""
+    def load(cls, spec: ServerSpec, observe_batch: Callable[[str, int, bool], None] | None = None) -> Flow:
+        """The stages of the spec; `observe_batch(stage, rows, failed)` hears of each batched
+        call (failed: a batch call that failed, bisected to find its culprit)."""
         return cls([load_stage(spec, index, stage, observe_batch) for index, stage in enumerate(spec.stages)])
 
     @property
@@ -120,14 +125,10 @@ class Flow:
         done, value = drive(plan)
         while not done:
             call, args = value
-            # A batched model here is called alone, in this thread: nothing to batch it with.
-            done, value = drive(plan, call(*args) if getattr(call, "batched", False) else run_coroutine(call.call_async(*args)))
+            if getattr(call, "batched", False):  # a batched model here is called alone: nothing to batch it with
+                call = call.call
+            done, value = drive(plan, run_coroutine(call.call_async(*args)) if call.is_async else call(*args))
         return value
-
-
-def is_stream(value: Any) -> bool:
-    """A generator or other iterator a model returned (not a file, which is one too)."""
-    return isinstance(value, Iterator) and not isinstance(value, io.IOBase)
 
 
 def joined(chunks: list[Any]) -> Any:
@@ -145,10 +146,16 @@ COLLECT_ASYNC = Call(collect_async, "the result's stream", is_async=True)
 
 def drive(plan: Plan, value: Any = None) -> tuple[bool, Any]:
     """Run the plan's synchronous calls, from sending it `value`, until it ends
-    (True, result) or reaches an async call (False, (call, args)) for the caller to await."""
+    (True, result) or reaches an async call (False, (call, args)) for the caller to await.
+    A prediction whose request ended (timed out, its client left, cancelled) starts no
+    further step: Stopped."""
     try:
         while True:
             call, args = plan.send(value)
+            if cancelled():
+                close_streams(args)
+                plan.close()
+                raise Stopped(f"its request ended before {call.where}")
             if call.is_async:
                 if getattr(call, "batched", False):  # a batched stage that is idle runs here and now
                     ran, result = call.try_now(*args)  # type: ignore[attr-defined]
@@ -190,7 +197,7 @@ def run_coroutine(coroutine: Coroutine[Any, Any, Any]) -> Any:
 
 
 def load_stage(spec: ServerSpec, index: int, stage: StageSpec,
-               observe_batch: Callable[[str, int], None] | None = None) -> Stage:
+               observe_batch: Callable[[str, int, bool], None] | None = None) -> Stage:
     model = load_model(spec.project_dir, stage.type, stage.file, stage.options, spec.gpu, stage.max_new_tokens)
     pre = load_object(spec.project_dir, stage.pre) if stage.pre else None
     post = load_object(spec.project_dir, stage.post) if stage.post else None
@@ -198,4 +205,5 @@ def load_stage(spec: ServerSpec, index: int, stage: StageSpec,
     if stage.batch is None:
         return built
     observe = functools.partial(observe_batch, str(index)) if observe_batch is not None else None
-    return dataclasses.replace(built, batch=Batcher(built.model, stage.batch.max_size, stage.batch.max_wait_ms, observe))
+    return dataclasses.replace(built, batch=Batcher(built.model, stage.batch.max_size, stage.batch.max_wait_ms, observe,
+                                                    built.label))

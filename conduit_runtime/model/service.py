@@ -28,11 +28,11 @@ Warmup = Callable[[], tuple[Any, list[Any], dict[str, Any]]]
 
 
 class Service:
-    def __init__(self, spec: ServerSpec, observe_batch: Callable[[str, int], None] | None = None,
+    def __init__(self, spec: ServerSpec, observe_batch: Callable[[str, int, bool], None] | None = None,
                  warmup: Warmup | None = None) -> None:
         self.spec = spec
         self.warmup = warmup
-        self.observe_batch = observe_batch  # the batch-size histogram, for batched stages
+        self.observe_batch = observe_batch  # the batch-size histogram and failed batches, for batched stages
         self.flow: Flow | None = None
         self.ready = False
         self.problem = LOADING  # why not ready, as a client may read it (no internals)

@@ -14,5 +14,11 @@ def pre_process(data, files):
     return np.stack(rows)
 
 
+pre_process.thread_safe = True  # no shared state: requests decode their images at once (else one at a time)
+
+
 def post_process(out):
     return [int(label) for label in out]
+
+
+post_process.thread_safe = True

@@ -93,8 +93,9 @@ class Model:
 
 def test_batcher_batches_what_waits_and_finds_the_culprit() -> None:
     model = Model()
-    observed: list[int] = []
-    batcher = Batcher(Call(model, "models[0] (python) model"), max_size=8, max_wait_ms=0, observe=observed.append)
+    observed: list[tuple[int, bool]] = []
+    batcher = Batcher(Call(model, "models[0] (python) model"), max_size=8, max_wait_ms=0,
+                      observe=lambda rows, failed: observed.append((rows, failed)))
 
     async def scenario() -> list[Any]:
         first = asyncio.ensure_future(batcher.call_async(["first"], [], {}))
@@ -113,9 +114,11 @@ def test_batcher_batches_what_waits_and_finds_the_culprit() -> None:
     assert answers[1] == ["a!"] and answers[2] == ["b!", "c!"] and answers[4] == ["d!"]
     assert isinstance(answers[3], InputRejected)
     assert answers[5] == ["e!", "f!", "g!", "h!", "i!"]  # 5 more rows did not fit in 8: the next call
-    # first alone; a, b c, bad, d as one call of 5 rows, which failed; each again alone; e-i.
-    assert model.calls == [1, 5, 1, 2, 1, 1, 5]
-    assert observed == model.calls
+    # first alone; a, b c, bad, d as one call of 5 rows, which failed; bisected: a + b c (3 rows),
+    # bad + d (2 rows, failed again), bad alone, d alone; then e-i.
+    assert model.calls == [1, 5, 3, 2, 1, 1, 5]
+    assert [rows for rows, failed in observed if not failed] == model.calls
+    assert [rows for rows, failed in observed if failed] == [5, 2]
 
 
 def test_batcher_with_max_wait_waits_for_more() -> None:

@@ -230,7 +230,7 @@ def test_pod_is_probed_and_locked_down(tmp_path: Path) -> None:
     (main,) = pod["containers"]
     assert main["ports"] == [{"name": "http", "containerPort": 9100, "protocol": "TCP"}]
     assert main["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
-    assert main["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert main["livenessProbe"]["httpGet"] == {"path": "/live", "port": "http"}
     assert main["resources"] == {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "4", "memory": "8Gi"}}
     assert main["securityContext"] == {
         "runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
@@ -331,7 +331,7 @@ def test_kserve_inference_service(config: Path) -> None:
     assert main["name"] == "kserve-container" and main["image"] == IMAGE
     assert main["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "demo-api-key", "key": "api-key", "optional": False}
     assert main["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
-    assert main["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert main["livenessProbe"]["httpGet"]["path"] == "/live"
     gpu = "gpu" in config.parent.name
     assert ("nvidia.com/gpu" in main["resources"]["limits"]) is gpu
     assert ("tolerations" in predictor) is gpu

@@ -41,8 +41,10 @@ ENV HOME=/tmp/conduit-home XDG_CACHE_HOME=/tmp/conduit-home/.cache
 WORKDIR /app
 USER 10001
 EXPOSE 8000
+# Docker's health is liveness (deploys gate on /ready themselves): /live turns 503 once the
+# server was wedged for server.wedge_restart_s, so `unhealthy` means "restart me".
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2)"]
+  CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/live', timeout=2)"]
 LABEL org.opencontainers.image.title="iris" \
       org.opencontainers.image.description="Model server built by Conduit" \
       org.opencontainers.image.base.name="python:3.11-slim" \
