@@ -155,13 +155,20 @@ class ConduitApp:
         self.service = service
         self.admission = admission
 
-    def drain(self) -> None:
-        """Shutdown begins: /ready and new predictions answer 503 from now on."""
+    def drain(self, admit_s: float = 0.0) -> None:
+        """Shutdown begins: /ready answers 503 from now on, so that load balancers stop
+        routing here, while predictions are still admitted until stop_admitting()."""
         if not self.service.draining:
-            log({"event": "draining", "in_flight": self.admission.busy})
-        self.service.drain()
+            log({"event": "draining", "in_flight": self.admission.busy, "admitting_for_s": admit_s})
+        self.service.draining = True  # what readiness reads; service.drain() stops admission too
         if self.peers is not None:
             self.peers.leave()
+
+    def stop_admitting(self) -> None:
+        """New predictions answer 503 from now on; those admitted finish."""
+        if self.service.ready:
+            log({"event": "admission_stopped", "in_flight": self.admission.busy})
+        self.service.drain()
 
     @property
     def drained(self) -> bool:
