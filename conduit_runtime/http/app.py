@@ -42,7 +42,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
     """The ASGI app; the model loads in a thread once the server is up. `debug` puts
     what went wrong inside into 500 bodies: for local development only. `async_work`
     makes the async predictions (`Prefer: respond-async`, /predictions/{id})."""
-    admission = Admission(spec.running_slots, spec.max_queue)
+    admission = Admission(spec.running_slots, spec.max_queue, spec.max_buffered_bytes)
     service: Service
     jobs: AsyncWork | None = None
     metrics = Metrics(spec.name, {
