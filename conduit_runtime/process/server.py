@@ -73,6 +73,8 @@ class DrainingServer(uvicorn.Server):
             self.admit_until = time.monotonic() + delay
             self.deadline = self.admit_until + self.drain_s
             self.app.drain(delay)
+            if not delay:
+                self.app.stop_admitting()
         elif sig == signal.SIGINT:
             self.should_exit = self.force_exit = True
 
