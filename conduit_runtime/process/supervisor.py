@@ -47,7 +47,7 @@ class Supervisor:
         self.debug = debug
         self.count = count
         self.stopping = False
-        self.slots = [Slot() for _ in range(count)]
+        self.slots = [Slot(index) for index in range(count)]
 
     def run(self) -> None:
         folder = Path(tempfile.mkdtemp(prefix="conduit-workers-"))
@@ -72,7 +72,8 @@ class Supervisor:
             # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which
             # passes one signal on (a worker that got both would quit without draining).
             try:
-                slot.process = subprocess.Popen([*command, *(["--load-first"] if load_first else [])], env=env,
+                slot.process = subprocess.Popen([*command, *(["--load-first"] if load_first else [])],
+                                                env={**env, **self.gpu_env(slot.index)},
                                                 pass_fds=(listener.fileno(),), start_new_session=True)
             except OSError as exc:  # out of processes or memory: a death like any other
                 log({"event": "worker_start_failed", "time": time.time(), "error": f"{type(exc).__name__}: {exc}"})
@@ -112,6 +113,15 @@ class Supervisor:
             time.sleep(0.1)
         log({"event": "workers_stopped", "count": self.count})
 
+    def gpu_env(self, index: int) -> dict[str, str]:
+        """With a GPU, each worker sees one GPU of its own (validate allows no more workers than
+        hardware.count); else every worker would load its model onto the first."""
+        if not self.spec.gpu:
+            return {}
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        devices = visible.split(",") if visible is not None else [str(number) for number in range(self.count)]
+        return {"CUDA_VISIBLE_DEVICES": devices[index % len(devices)]}
+
     @staticmethod
     def forget(pid: int, metrics: Path, ready: Path) -> None:
         from prometheus_client import multiprocess
@@ -137,7 +147,8 @@ class Supervisor:
 class Slot:
     """One of the workers: its process, or when the next one starts (the back-off)."""
 
-    def __init__(self) -> None:
+    def __init__(self, index: int) -> None:
+        self.index = index  # which GPU it gets, with a GPU
         self.process: subprocess.Popen[bytes] | None = None
         self.started = 0.0
         self.delay_s = FIRST_DELAY_S

@@ -115,3 +115,23 @@ def test_init_skeletons_batch_the_row_wise_types(tmp_path: Path, kind: str, batc
             raise AssertionError(f"conduit init --type {kind} wrote nothing: {exc}") from exc
     config = yaml.safe_load((tmp_path / "conduit.yaml").read_text())
     assert ("batch" in config["models"][0]) is batched
+
+
+def test_each_gpu_worker_sees_a_gpu_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """server.workers with a GPU (validate allows up to hardware.count): worker i gets the i-th
+    GPU the server sees, rather than every worker loading onto the first."""
+    from conduit_runtime.process.supervisor import Supervisor
+
+    path = project(tmp_path, server={"workers": 2, **SHARED})
+    path.write_text("hardware: {type: a10g, count: 2}\n" + path.read_text())
+    spec = ServerSpec.from_dict(load(path).runtime_spec(), tmp_path)
+    assert spec.gpu and spec.worker_count == 2
+    supervisor = Supervisor(spec, "127.0.0.1", 0, False, spec.worker_count)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [supervisor.gpu_env(i) for i in range(2)] == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-a,GPU-b")
+    assert [supervisor.gpu_env(i) for i in range(2)] == [{"CUDA_VISIBLE_DEVICES": "GPU-a"},
+                                                         {"CUDA_VISIBLE_DEVICES": "GPU-b"}]
+    cpu = Supervisor(ServerSpec.from_dict(load(project(tmp_path / "cpu", server={"workers": 2, **SHARED}))
+                                          .runtime_spec(), tmp_path), "127.0.0.1", 0, False, 2)
+    assert cpu.gpu_env(1) == {}
