@@ -84,6 +84,8 @@ class ServerSpec:
     async_store: str = "memory"  # or redis://HOST:PORT/DB
     webhook_secret_env: str = "CONDUIT_WEBHOOK_SECRET"
     docs: bool = True  # GET /docs: Swagger UI (http/docs.py)
+    drain_delay_s: float = 5.0  # after SIGTERM: admitted still, while /ready is 503
+    max_buffered_bytes: int = 1024 * 1024 * 1024  # request bodies in memory at once, all requests together
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -109,6 +111,8 @@ class ServerSpec:
             async_store=server.get("async_store", "memory"),
             webhook_secret_env=server.get("webhook_secret_env", "CONDUIT_WEBHOOK_SECRET"),
             docs=server.get("docs", True),
+            drain_delay_s=float(server.get("drain_delay_s", 5)),
+            max_buffered_bytes=int(server.get("max_buffered_mb", 1024) * 1024 * 1024),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

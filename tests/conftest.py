@@ -3,7 +3,10 @@ started as a real process on a real socket."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -65,7 +68,8 @@ class Server:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            # Ctrl-C, as at a terminal: it drains without SIGTERM's server.drain_delay_s.
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
@@ -99,6 +103,33 @@ def start_server(config: Path, log_dir: Path, key: str | None = API_KEY, wait_re
         time.sleep(0.05)
     server.stop()
     raise RuntimeError(f"conduit serve never answered {path} within {timeout} s:\n{server.logs()}")
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A redis-server of its own (Debian's) in `folder`, on a free port: its redis:// URL;
+    stopped afterwards. (server.workers > 1 needs a shared async store.)"""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: scripts/setup installs Debian's redis-server")
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
+         "--appendonly", "no", "--protected-mode", "no"],
+        stdout=(folder / "redis.log").open("w"), stderr=subprocess.STDOUT)
+    try:
+        def pings() -> bool:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+            return False
+
+        wait_for(pings, 20, "redis-server to answer")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def metric(server: Server, name: str) -> float:

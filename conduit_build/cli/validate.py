@@ -16,11 +16,6 @@ def run(args: argparse.Namespace) -> int:
     lock = lock_status(loaded)
     if lock.stale:
         note(f"warning: {lock.path.name} is stale: {'; '.join(lock.stale)} (run `conduit lock` and commit it)")
-    server = loaded.config.server
-    if server.workers != 1 and server.async_store == "memory":
-        # Each worker process has its own memory: GET /predictions/{id} reaching another worker is a 404.
-        note(f"warning: server.workers is {server.workers} with server.async_store: memory; an async prediction "
-             "is known only to the worker that accepted it (set server.async_store: redis://HOST:PORT/DB)")
     types = [stage.type for stage in loaded.config.models]
     emit(args, {"ok": True, "name": loaded.name, "models": types,
                 "lock": {"present": lock.present, "stale": lock.stale}},

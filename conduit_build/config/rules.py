@@ -1,7 +1,8 @@
-"""What deploy needs beyond the shape of conduit.yaml, checked by `load()` so that
-`conduit validate` reports it as file:line:col, not `conduit deploy` later:
-names Kubernetes accepts, a GPU type that can match a node label, replicas and
-resources the API server would take."""
+"""What serving and deploy need beyond the shape of conduit.yaml, checked by `load()`
+so that `conduit validate` reports it as file:line:col, not `conduit serve` or
+`conduit deploy` later: names Kubernetes accepts, a GPU type that can match a node
+label, replicas and resources the API server would take, workers that can share
+what they must (GPUs, async predictions)."""
 
 from __future__ import annotations
 
@@ -68,8 +69,30 @@ def deploy_problems(config: Config, positions: Positions) -> list[Problem]:
             and quantity(limits.cpu) < workers:
         bad(("server", "workers"), f"{workers} workers each want a CPU, and the pod's limits.cpu is {limits.cpu}; "
                                    "raise deploy.kubernetes.resources.limits.cpu or lower workers")
+    problems.extend((("server", "workers"), text, positions.of_value(("server", "workers")))
+                    for text in worker_problems(config))
     if ceiling > kube.replicas and requests.cpu is None:
         bad(("deploy", "kubernetes", "resources", "requests", "cpu"),
             "requests.cpu is needed: the autoscaler scales on CPU use relative to it; set it (like 500m), "
             "or set max_replicas equal to replicas")
+    return problems
+
+
+def worker_problems(config: Config) -> list[str]:
+    """server.workers that cannot work: each worker process loads its own model, and keeps
+    its own memory."""
+    server, hardware = config.server, config.hardware
+    workers = server.workers
+    problems = []
+    if hardware.gpu and workers == "auto":
+        # One per CPU of the machine it runs on, unknown here, and CPUs outnumber GPUs.
+        problems.append(f"auto starts one worker per CPU, each loading the model onto a GPU, and hardware gives "
+                        f"{hardware.count} GPU(s); set workers to a number up to hardware.count ({hardware.count})")
+    elif hardware.gpu and isinstance(workers, int) and workers > hardware.count:
+        problems.append(f"{workers} workers each load the model onto a GPU, and hardware gives {hardware.count}; "
+                        f"lower workers to {hardware.count} or raise hardware.count")
+    if workers != 1 and server.async_store == "memory":
+        problems.append(f"{workers} workers with async_store: memory: an async prediction is known only to the "
+                        "worker that accepted it (GET and cancel answer 404 on the others); set "
+                        "server.async_store: redis://HOST:PORT/DB, or workers: 1")
     return problems

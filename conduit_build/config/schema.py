@@ -6,6 +6,7 @@ Whether the files it names exist, and what they contain, is checked by
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -178,6 +179,21 @@ class Server(Strict):
         None, gt=0, description="GET /live answers 503 (the orchestrator restarts the server) once /ready has said "
                                 "`wedged` this long; default 3 x timeout_s.",
     )
+    drain_delay_s: float = Field(
+        5, ge=0, description="After SIGTERM, /ready answers 503 at once but predictions are still admitted this "
+                             "long (while load balancers stop routing here); then the server drains and exits.",
+    )
+    max_buffered_mb: float = Field(
+        1024, gt=0, description="Request bodies held in memory at once, all requests together; past it 429.",
+    )
+
+    @property
+    def stop_grace_s(self) -> int:
+        """SIGTERM to SIGKILL that loses no request (Kubernetes' grace period, the Docker swap's
+        stop): admitted for drain_delay_s while balancers stop routing here (the preStop sleep
+        other servers need), then the requests in flight finish (timeout_s bounds them), with a
+        margin for the process to exit."""
+        return math.ceil(self.drain_delay_s + self.timeout_s) + 10
 
 
 class Image(Strict):

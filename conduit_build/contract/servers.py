@@ -13,6 +13,7 @@ will never get ready: the wait ends there instead of at the timeout.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -82,10 +83,12 @@ def log_tail(logs: Callable[[], str] | None) -> str:
 
 
 def stop(process: subprocess.Popen[bytes], grace_s: float = 10) -> None:
-    """SIGTERM for a graceful shutdown, SIGKILL past the grace period or on a second Ctrl-C."""
+    """Ctrl-C (SIGINT) for a graceful shutdown, SIGKILL past the grace period or on a second
+    Ctrl-C. Not SIGTERM: no load balancer routes to a test's server, so it need not keep
+    admitting for server.drain_delay_s."""
     if process.poll() is not None:
         return
-    process.terminate()
+    process.send_signal(signal.SIGINT)
     try:
         process.wait(grace_s)
     except subprocess.TimeoutExpired:

@@ -30,6 +30,7 @@ from typing import Any
 from conduit_runtime.errors import STARTUP_FAILED
 
 from ..config import Project
+from ..config.schema import Server
 from ..errors import DeployError, EngineError
 from ..image import engine
 
@@ -145,10 +146,10 @@ def promote(client: engine.Client, project: Project, new: Any) -> Running:
         except EngineError as error:
             raise DeployError(f"the new version could not take port {docker_config.port} ({error.message}); "
                               "the old version keeps serving") from error
-        retire(old, previous_name)
+        retire(old, previous_name, project.config.server)
     else:
         if old is not None:
-            retire(old, previous_name)
+            retire(old, previous_name, project.config.server)
         try:
             engine.publish(new)
         except EngineError as error:
@@ -162,11 +163,12 @@ def promote(client: engine.Client, project: Project, new: Any) -> Running:
     return describe(new, project.config.server.port)
 
 
-def retire(old: Any, previous_name: str) -> None:
+def retire(old: Any, previous_name: str, server: Server) -> None:
     """Stop the live container, after the requests in flight, and keep it for --rollback."""
     with engine.engine_errors(f"stop {old.name}"):
-        old.stop(timeout=10)
+        old.stop(timeout=server.stop_grace_s)
         old.rename(previous_name)
+
 
 
 def restore(old: Any | None, live_name: str) -> str:

@@ -8,7 +8,6 @@ line (`image: repository@sha256:…`), so a new build is a one-line GitOps diff.
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import subprocess
@@ -124,8 +123,7 @@ def render_context(project: Project, image: str, target: str = "kubernetes") -> 
         target_cpu_percent=kube.target_cpu_percent,
         requests=requests,
         limits=limits,
-        # Time for requests in flight to finish (timeout_s bounds them) before the kill.
-        grace_period_s=math.ceil(config.server.timeout_s) + 10,
+        grace_period_s=config.server.stop_grace_s,
         gpu_products=products,
         resources=resource_files(target, autoscale, kube.replicas >= 2),
         gpu=config.hardware.gpu,
@@ -138,6 +136,7 @@ def render_context(project: Project, image: str, target: str = "kubernetes") -> 
         has_limits=bool(limits),
         workers=workers,
     )
+
 
 
 def resource_files(target: str, autoscale: bool, disruption_budget: bool) -> tuple[str, ...]:

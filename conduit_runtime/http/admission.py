@@ -1,9 +1,12 @@
 """Admit: a place for the prediction before a byte of its body is read.
 
 `max_concurrency` predictions run at once and `max_queue` more wait (reading
-their body, or for a slot); past that a request gets 429 at once. So the
-server never holds more than max_concurrency + max_queue bodies, whatever the
-number of clients.
+their body, or for a slot); past that a request gets 429 at once. The bodies
+they hold in memory share one budget in bytes, `max_buffered_mb`: each is
+counted by its Content-Length before it is read, or as it arrives when it has
+none (body.py), and freed when its request ends (or its call does, past a
+504); one that does not fit gets 429 too. So memory holds at most
+max_buffered_mb of request bodies, whatever the number and size of requests.
 
 A call still running when its request timed out keeps its slot until it ends
 (its thread cannot be stopped), and so does an async prediction's past
@@ -18,14 +21,16 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..errors import Overloaded
+from ..errors import Overloaded, PayloadTooLarge
 from ..log import log
 
 
 class Admission:
-    def __init__(self, max_running: int, max_queue: int, threads: int | None = None) -> None:
+    def __init__(self, max_running: int, max_queue: int, max_buffered: int, threads: int | None = None) -> None:
         self.threads = threads or max_running  # the model's worker threads
         self.capacity = max_running + max_queue
+        self.max_buffered = max_buffered  # bytes of request bodies held in memory, all requests together
+        self.buffered = 0
         self.slots = asyncio.Semaphore(max_running)
         self.waiting = 0  # admitted, reading their body or waiting for a slot
         self.running = 0  # slots held
@@ -68,11 +73,24 @@ class Admission:
 class Place:
     """One admitted request: waiting, then running, then gone."""
 
-    __slots__ = ("admission", "running")
+    __slots__ = ("admission", "held", "running")
 
     def __init__(self, admission: Admission) -> None:
         self.admission = admission
         self.running = False
+        self.held = 0  # bytes of its body counted against max_buffered
+
+    def hold(self, size: int) -> None:
+        """`size` more bytes of its body in memory, or 429 when the budget has no room for them."""
+        admission = self.admission
+        if self.held + size > admission.max_buffered:  # would not fit even alone: retrying cannot help
+            raise PayloadTooLarge(f"request body is over the {admission.max_buffered} bytes that all bodies held "
+                                  "in memory share (server.max_buffered_mb)")
+        if admission.buffered + size > admission.max_buffered:
+            raise Overloaded(f"the server's buffer budget is full: {admission.buffered} bytes of request bodies "
+                             "are held in memory (server.max_buffered_mb); retry later")
+        admission.buffered += size
+        self.held += size
 
     async def run(self) -> None:
         """Wait for a slot (cancelled by the request's timeout: then still waiting)."""
@@ -83,6 +101,7 @@ class Place:
 
     def leave(self) -> None:
         admission = self.admission
+        admission.buffered -= self.held
         if self.running:
             admission.running -= 1
             admission.slots.release()

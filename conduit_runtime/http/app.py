@@ -43,7 +43,7 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
     """The ASGI app; the model loads in a thread once the server is up. `debug` puts
     what went wrong inside into 500 bodies: for local development only. `async_work`
     makes the async predictions (`Prefer: respond-async`, /predictions/{id})."""
-    admission = Admission(spec.running_slots, spec.max_queue, spec.max_concurrency)
+    admission = Admission(spec.running_slots, spec.max_queue, spec.max_buffered_bytes, spec.max_concurrency)
     service: Service
     jobs: AsyncWork | None = None
     metrics = Metrics(spec.name, {
@@ -163,13 +163,20 @@ class ConduitApp:
         self.service = service
         self.admission = admission
 
-    def drain(self) -> None:
-        """Shutdown begins: /ready and new predictions answer 503 from now on."""
+    def drain(self, admit_s: float = 0.0) -> None:
+        """Shutdown begins: /ready answers 503 from now on, so that load balancers stop
+        routing here, while predictions are still admitted until stop_admitting()."""
         if not self.service.draining:
-            log({"event": "draining", "in_flight": self.admission.busy})
-        self.service.drain()
+            log({"event": "draining", "in_flight": self.admission.busy, "admitting_for_s": admit_s})
+        self.service.draining = True  # what readiness reads; service.drain() stops admission too
         if self.peers is not None:
             self.peers.leave()
+
+    def stop_admitting(self) -> None:
+        """New predictions answer 503 from now on; those admitted finish."""
+        if self.service.ready:
+            log({"event": "admission_stopped", "in_flight": self.admission.busy})
+        self.service.drain()
 
     @property
     def drained(self) -> bool:

@@ -1,10 +1,13 @@
 """Read: the request body, streamed from the ASGI channel and refused as soon as
-it passes `max_body_mb`.
+it passes `max_body_mb`, and counted against the server's buffer budget
+(`max_buffered_mb`, admission.py) before it is held: by its Content-Length before
+a byte is read, or chunk by chunk when it has none.
 
 A JSON body is held once (one piece as it came, or one buffer sized by
 Content-Length) and parsed later, in the worker. A form goes through Starlette's
 streaming multipart parser, whose file parts spool to disk past 1 MiB, so an
-upload costs memory only up to that.
+upload costs memory only up to that (a form is counted by its whole length all
+the same: the bound holds, on the safe side).
 """
 
 from __future__ import annotations
@@ -56,6 +59,22 @@ def media_type(content_type: bytes | None) -> str:
 
 def is_json(kind: str) -> bool:
     return kind in ("", "application/json") or kind.endswith("+json")
+
+
+def budgeted(receive: Receive, content_length: bytes | None, limit: int, hold: Callable[[int], None]) -> Receive:
+    """`receive`, with the body counted by `hold` (which refuses what does not fit) before
+    it is read: at once by its Content-Length, else as each piece arrives."""
+    declared = declared_length(content_length, limit)
+    if declared is not None:
+        hold(declared)
+        return receive
+
+    async def counted() -> MutableMapping[str, Any]:
+        message = await receive()
+        hold(len(message.get("body", b"")))
+        return message
+
+    return counted
 
 
 def declared_length(content_length: bytes | None, limit: int) -> int | None:

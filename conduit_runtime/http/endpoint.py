@@ -26,7 +26,7 @@ from ..model.service import Service
 from ..wire.predict import error_body
 from .admission import Admission, Place
 from .async_work import AsyncWork
-from .body import Body, Receive, read_body
+from .body import Body, Receive, budgeted, read_body
 from .disconnect import DisconnectWatch
 from .events import send_events
 from .job import Job, Stream
@@ -97,7 +97,8 @@ class PredictEndpoint:
             try:
                 # timeout_s runs from arrival: reading the body and queueing count too.
                 async with asyncio.timeout(self.timeout_s):
-                    body = await self.read_body(scope, content_type, content_length, receive)
+                    body = await self.read_body(scope, content_type, content_length,
+                                                budgeted(receive, content_length, self.limit, place.hold))
                     if self.jobs is not None and await self.jobs.wanted(prefer, body):
                         result, accepted = await self.jobs.accept(body, run_id, logged_id)  # runs later: 202
                     else:

@@ -1,11 +1,11 @@
 """What the worker processes of one server (`server.workers` > 1) know of each other.
 
-The supervisor (server.py) makes a folder and names it in CONDUIT_WORKERS_DIR,
-with the number of workers in CONDUIT_WORKERS, before it starts them. A worker
-marks itself ready with a file `ready-<pid>` there, and takes it away when it
-drains or stops; the supervisor takes away the file of a worker that died. So
-/ready, whichever worker answers it, is 200 only when every worker is ready.
-(prometheus-client's files for /metrics live in a folder beside it.)
+The supervisor (supervisor.py) makes a folder and names it in CONDUIT_WORKERS_DIR
+before it starts them. A worker marks itself ready with a file `ready-<pid>` there,
+and takes it away when it drains or stops; the supervisor takes away the file of a
+worker that died. So /ready, whichever worker answers it, is 200 while at least one
+worker is ready (http/readiness.py). (prometheus-client's files for /metrics live in
+a folder beside it.)
 """
 
 from __future__ import annotations
@@ -15,19 +15,17 @@ import os
 from pathlib import Path
 
 DIR_ENV = "CONDUIT_WORKERS_DIR"
-COUNT_ENV = "CONDUIT_WORKERS"
 
 
 class Peers:
-    def __init__(self, folder: Path, count: int) -> None:
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.count = count
         self.mine = folder / f"ready-{os.getpid()}"
 
     @classmethod
     def from_env(cls) -> Peers | None:
         folder = os.environ.get(DIR_ENV)
-        return cls(Path(folder), int(os.environ.get(COUNT_ENV, "1"))) if folder else None
+        return cls(Path(folder)) if folder else None
 
     def ready(self) -> None:
         self.mine.touch()
@@ -36,14 +34,8 @@ class Peers:
         with contextlib.suppress(FileNotFoundError):
             self.mine.unlink()
 
-    def ready_count(self) -> int:
-        return sum(1 for _ in self.folder.glob("ready-*"))
-
-    def all_ready(self) -> bool:
-        return self.ready_count() >= self.count
-
-    def problem(self) -> str:
-        return f"{self.ready_count()} of {self.count} workers are ready"
+    def any_ready(self) -> bool:
+        return next(self.folder.glob("ready-*"), None) is not None
 
 
 def forget(folder: Path, pid: int) -> None:

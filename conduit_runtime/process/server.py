@@ -1,9 +1,12 @@
 """Run the app under uvicorn: the same call in a container and in `conduit serve`.
 
-Shutdown drains: on SIGTERM (or Ctrl-C) /ready and new predictions answer 503
-at once, the listening socket stays open so that clients get that answer rather
-than a refused connection, predictions already admitted finish (up to
-server.timeout_s), and then the process exits 0. A second Ctrl-C quits at once.
+Shutdown drains without errors: on SIGTERM /ready answers 503 at once, while
+predictions are still admitted for server.drain_delay_s, the time load balancers
+(Kubernetes endpoints, an ingress) take to stop routing here; then new predictions
+answer 503, the listening socket staying open so that clients get that answer
+rather than a refused connection, predictions already admitted finish (up to
+server.timeout_s), and the process exits 0. Ctrl-C (SIGINT) is a person at a
+terminal, where no balancer routes: it skips the delay, and a second one quits at once.
 
 With `server.workers` > 1 this process is a supervisor (supervisor.py) that starts
 that many worker processes (worker.py) on one listening socket.
@@ -49,26 +52,35 @@ def draining_server(spec: ServerSpec, host: str, port: int, debug: bool) -> Drai
         limit_concurrency=10 * (spec.running_slots + spec.max_queue) + 100,
         timeout_graceful_shutdown=5,  # what is left once the app has drained: idle connections
     )
-    return DrainingServer(config, app, drain_s=spec.timeout_s + 1)
+    return DrainingServer(config, app, delay_s=spec.drain_delay_s, drain_s=spec.timeout_s + 1)
 
 
 class DrainingServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, app: ConduitApp, drain_s: float) -> None:
+    def __init__(self, config: uvicorn.Config, app: ConduitApp, delay_s: float, drain_s: float) -> None:
         super().__init__(config)
         self.app = app
+        self.delay_s = delay_s
         self.drain_s = drain_s
-        self.deadline: float | None = None
+        self.admit_until: float | None = None  # set by the first signal
+        self.deadline = 0.0
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # Not recorded as a captured signal: uvicorn would raise it again after shutdown,
         # and the process would end by the signal instead of exiting 0.
-        if self.deadline is None:
-            self.deadline = time.monotonic() + self.drain_s
-            self.app.drain()
+        if self.admit_until is None:
+            # A server that is not ready gets no traffic to finish: it stops admitting at once.
+            delay = self.delay_s if sig == signal.SIGTERM and self.app.service.ready else 0.0
+            self.admit_until = time.monotonic() + delay
+            self.deadline = self.admit_until + self.drain_s
+            self.app.drain(delay)
+            if not delay:
+                self.app.stop_admitting()
         elif sig == signal.SIGINT:
             self.should_exit = self.force_exit = True
 
     async def on_tick(self, counter: int) -> bool:
-        if self.deadline is not None and (self.app.drained or time.monotonic() > self.deadline):
-            self.should_exit = True
+        if self.admit_until is not None and time.monotonic() >= self.admit_until:
+            self.app.stop_admitting()
+            if self.app.drained or time.monotonic() > self.deadline:
+                self.should_exit = True
         return await super().on_tick(counter)

@@ -26,12 +26,16 @@ def serve_worker(spec: ServerSpec, fd: int, debug: bool, load_first: bool) -> No
     """One worker: the app on the supervisor's listening socket. One that replaces a
     worker that died loads its model first: accepting while it loads, it would answer
     503 to predictions the other workers could take (the first ones accept at once, so
-    that /health answers during start-up)."""
+    that /health answers during start-up). One whose load failed (logged) exits, to be
+    started again after the supervisor's back-off, rather than answer 503 beside the
+    others while /ready is 200."""
     listener = socket.socket(fileno=fd)
     server = draining_server(spec, "", 0, debug)
     watch_parent(os.getppid())
     if load_first:
         load_quietly(server.app.service, server.app.peers)
+        if server.app.service.failed:
+            sys.exit(1)
     server.run(sockets=[listener])
 
 

@@ -164,6 +164,8 @@ def test_a_graceful_stop_hands_running_work_to_the_other_at_once(tmp_path: Path,
     import redis
 
     config = project(tmp_path / "proj", redis_url)
+    # The work goes back as the process exits: at once here (no drain_delay_s, nothing else to drain).
+    config.write_text(config.read_text() + "  drain_delay_s: 0\n")
     store = redis.Redis.from_url(redis_url)
     a = start_server(config, tmp_path)
     b = None

@@ -448,9 +448,10 @@ def test_an_async_model_times_out_and_is_cancelled(tmp_path: Path, serve: Any) -
 
 
 def test_sigterm_lets_a_running_prediction_finish(tmp_path: Path) -> None:
-    """SIGTERM during a 3 s prediction: /ready turns 503 at once and new predictions get 503,
-    the running one still answers 200, and then the process exits 0."""
-    config = project(tmp_path, "drain", locked_model(True))
+    """SIGTERM during a 3 s prediction, with no admission delay (server.drain_delay_s: 0; the
+    delay has tests/faults/test_rollout.py): /ready turns 503 at once and new predictions get
+    503, the running one still answers 200, and then the process exits 0."""
+    config = project(tmp_path, "drain", locked_model(True), "  drain_delay_s: 0\n")
     server = start_server(config, tmp_path)
     try:
         running, out = in_background(lambda: post(server, json=[{"sleep": 3}]))

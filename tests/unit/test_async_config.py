@@ -50,14 +50,16 @@ def test_other_stores_are_refused_where_they_stand(tmp_path: Path, url: str) -> 
     assert "conduit.yaml:4:16: server.async_store:" in str(raised.value)
 
 
-@pytest.mark.parametrize(("server", "warned"), [
+@pytest.mark.parametrize(("server", "refused"), [
     ("server:\n  workers: 2\n", True),
     ("server:\n  workers: auto\n", True),
     ("server:\n  workers: 2\n  async_store: redis://127.0.0.1:6379/0\n", False),
     ("", False),
 ])
-def test_validate_warns_when_workers_cannot_share_async_state(tmp_path: Path, server: str, warned: bool) -> None:
-    """Several workers with the memory store: a GET may reach a worker that never saw the id."""
+def test_validate_refuses_workers_that_cannot_share_async_state(tmp_path: Path, server: str, refused: bool) -> None:
+    """Several workers with the memory store: a GET may reach a worker that never saw the id
+    (an error at the workers key since issue 19; a warning before)."""
     done = conduit("validate", "-f", str(project(tmp_path, server)))
-    assert done.returncode == 0
-    assert ("async_store: redis://" in done.stderr) is warned, done.stderr
+    assert done.returncode == (2 if refused else 0), done.stderr
+    assert ("conduit.yaml:4:12: server.workers:" in done.stderr and "async_store: redis://" in done.stderr) is refused, \
+        done.stderr

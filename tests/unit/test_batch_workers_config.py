@@ -19,6 +19,7 @@ from conduit_build.deploy.kubernetes import manifests
 from conduit_runtime.spec import ServerSpec, usable_cpus
 
 IMAGE = "localhost:5000/demo@sha256:" + "0" * 64
+SHARED = {"async_store": "redis://redis:6379/0"}  # several workers need it (validate refuses memory)
 
 
 def project(root: Path, stage: dict[str, Any] | None = None, server: dict[str, Any] | None = None,
@@ -59,7 +60,7 @@ def test_workers_is_a_whole_number_or_auto(tmp_path: Path, workers: Any) -> None
 
 
 def test_batch_and_workers_reach_the_runtime(tmp_path: Path) -> None:
-    loaded = load(project(tmp_path, {"batch": {"max_size": 32, "max_wait_ms": 2}}, {"workers": 3, "max_concurrency": 2}))
+    loaded = load(project(tmp_path, {"batch": {"max_size": 32, "max_wait_ms": 2}}, {"workers": 3, "max_concurrency": 2, **SHARED}))
     raw = json.loads(json.dumps(loaded.runtime_spec()))  # as conduit.json carries it
     spec = ServerSpec.from_dict(raw, tmp_path)
     assert spec.stages[0].batch is not None and spec.stages[0].batch.max_size == 32
@@ -76,7 +77,7 @@ def test_no_batch_no_workers_leave_the_spec_as_it_was(tmp_path: Path) -> None:
 
 
 def test_auto_is_the_usable_cpus(tmp_path: Path) -> None:
-    spec = ServerSpec.from_dict(load(project(tmp_path, server={"workers": "auto"})).runtime_spec(), tmp_path)
+    spec = ServerSpec.from_dict(load(project(tmp_path, server={"workers": "auto", **SHARED})).runtime_spec(), tmp_path)
     assert spec.worker_count == usable_cpus()
     assert 1 <= usable_cpus() <= len(os.sched_getaffinity(0))
     quota = Path("/sys/fs/cgroup/cpu.max")
@@ -92,12 +93,12 @@ def cpu_request(path: Path) -> Any:
 
 def test_kubernetes_cpu_request_follows_workers_when_set(tmp_path: Path) -> None:
     assert cpu_request(project(tmp_path / "default")) == "500m"  # one worker per pod: scale with replicas
-    assert cpu_request(project(tmp_path / "three", server={"workers": 3})) == "3"
-    assert cpu_request(project(tmp_path / "auto", server={"workers": "auto"})) == "500m"
+    assert cpu_request(project(tmp_path / "three", server={"workers": 3, **SHARED})) == "3"
+    assert cpu_request(project(tmp_path / "auto", server={"workers": "auto", **SHARED})) == "500m"
 
 
 def test_workers_above_the_cpu_limit_are_refused(tmp_path: Path) -> None:
-    path = project(tmp_path, server={"workers": 4}, kubernetes={"resources": {"limits": {"cpu": "2", "memory": "1Gi"}}})
+    path = project(tmp_path, server={"workers": 4, **SHARED}, kubernetes={"resources": {"limits": {"cpu": "2", "memory": "1Gi"}}})
     result = conduit("validate", "-f", str(path))
     assert result.returncode == 2 and "server.workers: 4 workers each want a CPU" in result.stderr
 
@@ -114,3 +115,23 @@ def test_init_skeletons_batch_the_row_wise_types(tmp_path: Path, kind: str, batc
             raise AssertionError(f"conduit init --type {kind} wrote nothing: {exc}") from exc
     config = yaml.safe_load((tmp_path / "conduit.yaml").read_text())
     assert ("batch" in config["models"][0]) is batched
+
+
+def test_each_gpu_worker_sees_a_gpu_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """server.workers with a GPU (validate allows up to hardware.count): worker i gets the i-th
+    GPU the server sees, rather than every worker loading onto the first."""
+    from conduit_runtime.process.supervisor import Supervisor
+
+    path = project(tmp_path, server={"workers": 2, **SHARED})
+    path.write_text("hardware: {type: a10g, count: 2}\n" + path.read_text())
+    spec = ServerSpec.from_dict(load(path).runtime_spec(), tmp_path)
+    assert spec.gpu and spec.worker_count == 2
+    supervisor = Supervisor(spec, "127.0.0.1", 0, False, spec.worker_count)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [supervisor.gpu_env(i) for i in range(2)] == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-a,GPU-b")
+    assert [supervisor.gpu_env(i) for i in range(2)] == [{"CUDA_VISIBLE_DEVICES": "GPU-a"},
+                                                         {"CUDA_VISIBLE_DEVICES": "GPU-b"}]
+    cpu = Supervisor(ServerSpec.from_dict(load(project(tmp_path / "cpu", server={"workers": 2, **SHARED}))
+                                          .runtime_spec(), tmp_path), "127.0.0.1", 0, False, 2)
+    assert cpu.gpu_env(1) == {}

@@ -239,7 +239,7 @@ def test_pod_is_probed_and_locked_down(tmp_path: Path) -> None:
     assert main["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
     assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}}]
     assert {"name": "HOME", "value": "/tmp"} in main["env"]
-    assert pod["terminationGracePeriodSeconds"] == 40
+    assert pod["terminationGracePeriodSeconds"] == 45  # drain_delay_s 5 + timeout_s 30 + 10
     assert pod["automountServiceAccountToken"] is False
 
 
