@@ -28,11 +28,11 @@ def port(text: str) -> int:
     return number
 
 
-def count(text: str) -> int:
-    """A number of times or things: 1 or more."""
+def repeats(text: str) -> int:
+    """How many times to do something optional: 0 (not at all) or more."""
     number = whole(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a count: give 1 or more")
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of times: give 0 or more")
     return number
 
 
@@ -56,7 +56,7 @@ def whole(text: str) -> int:
 
 # What numeric flags may use: each refuses what cannot work (tests/unit/test_cli_values.py holds
 # every command to it).
-NUMERIC_TYPES = (port, count, seconds)
+NUMERIC_TYPES = (port, repeats, seconds)
 
 
 def command(commands: Commands, name: str, handler: Handler, help_text: str,

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from .output import note, project
-from .parser import Commands, command, count, seconds
+from .parser import Commands, command, repeats, seconds
 
 
 def run(args: argparse.Namespace) -> int:
@@ -26,5 +26,5 @@ def add(commands: Commands) -> None:
     where.add_argument("--local", action="store_true", help="run `conduit serve` in a child process (no Docker) and test it")
     sub.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
     sub.add_argument("--ready-timeout", type=seconds, default=120, metavar="S", help="seconds to wait for /ready (default: 120)")
-    sub.add_argument("--repeat", type=count, default=20, metavar="N",
-                     help="timed calls per example for p50/p95 latency (default: 20)")
+    sub.add_argument("--repeat", type=repeats, default=20, metavar="N",
+                     help="timed calls per example for p50/p95 latency (default: 20; 0: none)")

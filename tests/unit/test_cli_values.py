@@ -1,5 +1,5 @@
 """Bad values on the command line are one line and exit 2, for every command's numeric flags
-and choices: ports outside 1–65535, counts below 1, durations that are not a finite number of
+and choices: ports outside 1–65535, negative numbers of times, durations that are not a finite number of
 seconds above 0, unknown choices (`--target nope`). The table is the parser itself, so a flag
 added later is held to the same rule."""
 
@@ -13,11 +13,11 @@ import pytest
 from conftest import conduit
 
 from conduit_build.cli import build_parser, main
-from conduit_build.cli.parser import NUMERIC_TYPES, count, port, seconds
+from conduit_build.cli.parser import NUMERIC_TYPES, port, repeats, seconds
 
 BAD = {
     port: ["0", "-1", "65536", "99999", "80.5", "abc", ""],
-    count: ["0", "-3", "1.5", "abc"],
+    repeats: ["-1", "1.5", "abc"],
     seconds: ["0", "-1", "nan", "inf", "-inf", "abc"],
 }
 
@@ -45,7 +45,7 @@ def test_numeric_flags_use_the_checked_types() -> None:
     """No flag takes a bare int or float, which would let 0, -1 or 99999 through."""
     loose = [f"conduit {name} {action.option_strings[-1]}" for name, action in flags()
              if action.type is not None and action.type is not str and action.type not in NUMERIC_TYPES]
-    assert not loose, f"use cli.parser's port, count or seconds for: {', '.join(loose)}"
+    assert not loose, f"use cli.parser's port, repeats or seconds for: {', '.join(loose)}"
     checked = {(name, flag) for name, flag, _ in cases()}
     assert {("serve", "--port"), ("test", "--repeat"), ("test", "--ready-timeout"), ("deploy", "--target")} <= checked
 
@@ -64,7 +64,7 @@ def test_a_bad_value_is_one_line_and_exit_2(command: str, flag: str, value: str,
 
 def test_good_values_pass() -> None:
     assert port("1") == 1 and port("65535") == 65535
-    assert count("1") == 1 and seconds("0.5") == 0.5
+    assert repeats("0") == 0 and repeats("3") == 3 and seconds("0.5") == 0.5
 
 
 def test_serve_refuses_a_port_it_cannot_bind_before_saying_it_serves(tmp_path: Path) -> None:
