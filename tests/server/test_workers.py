@@ -61,7 +61,8 @@ def predict_many(server: Server, count: int) -> list[int]:
 def test_two_workers_answer_and_metrics_add_up(two: Server) -> None:
     workers = children(two.process.pid)
     assert len(workers) == 2, workers
-    assert len(events(two, "ready")) == 2
+    # /ready is 200 once one worker is ready (http/readiness.py): the other may still be loading.
+    wait_for(lambda: len(events(two, "ready")) == 2, 120, "both workers ready")
     before = metric(two, "conduit_predictions_total")
     assert predict_many(two, 200) == [200] * 200
     folder = Path(events(two, "workers")[0]["folder"])
