@@ -81,6 +81,8 @@ class ServerSpec:
     async_max_results: int = 10000
     async_store: str = "memory"  # or redis://HOST:PORT/DB
     webhook_secret_env: str = "CONDUIT_WEBHOOK_SECRET"
+    webhook_allowed_hosts: tuple[str, ...] = ()  # host names or CIDRs a webhook may reach though not public
+    async_max_attempts: int = 3  # model starts of a prediction whose holder died (Redis store)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -104,6 +106,8 @@ class ServerSpec:
             async_max_results=server.get("async_max_results", 10000),
             async_store=server.get("async_store", "memory"),
             webhook_secret_env=server.get("webhook_secret_env", "CONDUIT_WEBHOOK_SECRET"),
+            webhook_allowed_hosts=tuple(server.get("webhook_allowed_hosts", ())),
+            async_max_attempts=server.get("async_max_attempts", 3),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

@@ -421,6 +421,7 @@ def test_minimal_config_gets_the_defaults_of_design_section_1(project: Path) -> 
         "max_concurrency": 4, "max_queue": 64, "workers": 1,
         "async_timeout_s": 3600, "async_max_queue": 1000, "async_ttl_s": 3600, "async_max_results": 10000,
         "async_store": "memory", "webhook_secret_env": "CONDUIT_WEBHOOK_SECRET",
+        "webhook_allowed_hosts": [], "async_max_attempts": 3,
     }
     assert (config.image.repository, config.image.base) == (None, "python:3.11-slim")
     docker, kubernetes = config.deploy.docker, config.deploy.kubernetes
