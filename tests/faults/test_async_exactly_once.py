@@ -66,6 +66,14 @@ def prediction(server: Server, id_: str) -> dict[str, Any]:
     return dict(httpx.get(f"{server.url}/predictions/{id_}", headers={"Authorization": API_KEY}, timeout=30).json())
 
 
+def status(server: Server, id_: str) -> str | None:
+    """Its status; None when the worker that took the GET died under it (the test kills workers)."""
+    try:
+        return str(prediction(server, id_)["status"])
+    except httpx.TransportError:
+        return None
+
+
 def test_every_prediction_started_once_though_redis_stalled_while_its_holder_waited(tmp_path: Path) -> None:
     """A's dispatcher takes work while Redis is paused and a synchronous request then takes
     A's only slot: A holds a prediction while it waits for its slot, and Redis is paused
@@ -79,9 +87,10 @@ def test_every_prediction_started_once_though_redis_stalled_while_its_holder_wai
         b = start_server(config, tmp_path)
         try:
             sync1, _ = in_background(lambda: predict(a, [4, "sync1"]))  # A's slot, until just after the pause
-            sync_b, _ = in_background(lambda: predict(b, [10, "syncB"]))  # B's slot, past the pause
+            in_background(lambda: predict(b, [10, "syncB"]))  # B's slot, past the pause
             wait_for(lambda: {"sync1", "syncB"} <= {tag for tag, _ in starts(root)}, 10, "both slots taken")
-            ids = [submit(a, [0.3, f"w{i}"]) for i in range(3)]  # queued: no slot is free
+            # queued (no slot is free); long enough that a second holder would start one while it runs
+            ids = [submit(a, [5, f"w{i}"]) for i in range(3)]
             paused = time.monotonic()
             store.client_pause(8000, all=True)  # past the lease (5 s)
             sync1.join(20)  # A's slot is free: its dispatcher takes work, and waits on Redis
@@ -117,8 +126,8 @@ def test_a_prediction_that_kills_its_process_ends_after_three_starts(tmp_path: P
         try:
             doomed = submit(server, [0, "die"])
             fine = submit(server, [0, "fine"])
-            wait_for(lambda: prediction(server, fine)["status"] == "succeeded", 60, "the other prediction")
-            wait_for(lambda: prediction(server, doomed)["status"] == "failed", 90, "the doomed one to fail")
+            wait_for(lambda: status(server, fine) == "succeeded", 60, "the other prediction")
+            wait_for(lambda: status(server, doomed) == "failed", 90, "the doomed one to fail")
             ended = prediction(server, doomed)
             assert ended["error"]["code"] == "attempts_exhausted", ended
             assert ended["run_id"] and ended["error"]["message"]
