@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from conftest import API_KEY, Server, in_background, start_server, wait_for
 from redis_server import redis_server, url
+from test_webhook_targets import SECRET, Receiver
 
 MODEL = '''
 import os
@@ -114,17 +116,20 @@ def test_every_prediction_started_once_though_redis_stalled_while_its_holder_wai
             b.stop()
 
 
-def test_a_prediction_that_kills_its_process_ends_after_three_starts(tmp_path: Path) -> None:
+def test_a_prediction_that_kills_its_process_ends_after_three_starts(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """The model kills its own process on one input (two workers on the Redis store: the
     supervisor starts a new one each time): that prediction is started exactly
-    server.async_max_attempts = 3 times, then ends `failed` with `attempts_exhausted`, while
-    another prediction succeeds. Fails before the change: the prediction went back to the
+    server.async_max_attempts = 3 times, then ends `failed` with `attempts_exhausted` and its
+    `completed` webhook is delivered, while another prediction succeeds. Fails before the change: the prediction went back to the
     queue each time, with no count, and crash-looped every worker for async_timeout_s."""
     root = tmp_path / "proj"
     with redis_server(tmp_path / "redis") as store:
-        server = start_server(project(root, url(store), workers=2), tmp_path)
+        monkeypatch.setenv("CONDUIT_WEBHOOK_SECRET", SECRET)
+        receiver = Receiver()
+        server = start_server(project(root, url(store), workers=2, webhook_allowed_hosts=["127.0.0.1"]), tmp_path)
         try:
-            doomed = submit(server, [0, "die"])
+            doomed = submit(server, {"data": [0, "die"], "webhook": receiver.url})
             fine = submit(server, [0, "fine"])
             wait_for(lambda: status(server, fine) == "succeeded", 60, "the other prediction")
             wait_for(lambda: status(server, doomed) == "failed", 90, "the doomed one to fail")
@@ -135,5 +140,9 @@ def test_a_prediction_that_kills_its_process_ends_after_three_starts(tmp_path: P
             assert prediction(server, fine)["result"] == ["fine"]
             died = [pid for tag, pid in starts(root) if tag == "die"]
             assert len(set(died)) == 3 and server.process.pid not in died  # three workers, never the supervisor
+            wait_for(lambda: len(receiver.deliveries) >= 1, 20, "the completed webhook")
+            assert [(d["id"], d["status"], d["error"]["code"]) for d in receiver.deliveries] == [
+                (doomed, "failed", "attempts_exhausted")]
         finally:
             server.stop()
+            receiver.close()
