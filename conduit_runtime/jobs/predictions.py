@@ -125,10 +125,10 @@ class Predictions:
         id_ = uuid.uuid4().hex
         try:
             url, events = await asyncio.to_thread(webhook_options, body)
-            if url is not None and self.webhooks is None:
-                raise BadRequest(f"this server sends no webhooks: {self.secret_env} (server.webhook_secret_env) "
-                                 "is not set (or not a whsec_ secret)", "bad_webhook")
-            if url is not None and self.webhooks is not None:
+            if url is not None:
+                if self.webhooks is None:
+                    raise BadRequest(f"this server sends no webhooks: {self.secret_env} (server.webhook_secret_env) "
+                                     "is not set (or not a whsec_ secret)", "bad_webhook")
                 await self.webhooks.targets.check(url)
             meta = {"id": id_, "run_id": run_id, "created_at": now_iso(), "webhook": url, "events": events}
             record = Record(id_, STARTING, meta)

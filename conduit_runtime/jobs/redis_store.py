@@ -148,6 +148,9 @@ for _, id in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
       redis.call('SET', suspect, now, 'PX', 4 * tonumber(ARGV[2]))
     elseif now - tonumber(seen) >= tonumber(ARGV[2]) then
       redis.call('DEL', suspect)
+      if redis.call('HGET', ARGV[1] .. 'p:' .. id, 'status') == 'processing' then
+        redis.call('HSET', ARGV[1] .. 'p:' .. id, 'status', 'starting')  -- to be started again
+      end
       redis.call('LREM', KEYS[2], 1, id)
       redis.call('LPUSH', KEYS[1], id)
       n = n + 1
@@ -158,7 +161,8 @@ return n
 """
 
 # KEYS: p, processing, lease, queue; ARGV: prefix, id, owner, lease ms.
-# A graceful hand-over: a start that ends this way is not counted against the attempts.
+# A graceful hand-over: a start that ends this way is not counted against the attempts
+# ('processing' is always this holder's own start: a reaped prediction is 'starting' again).
 RELEASE = HOLDS + """
 if not holds(ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('LREM', KEYS[2], 0, ARGV[2])
