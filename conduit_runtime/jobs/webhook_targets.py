@@ -1,8 +1,8 @@
 """Where a webhook may go: only to public addresses, unless `server.webhook_allowed_hosts`
 lists the host (by exact name) or the address (by CIDR range). Loopback, private,
-link-local, multicast, reserved and unspecified addresses are refused, IPv4 and IPv6
-alike (an IPv4-mapped IPv6 address is judged as the IPv4 address it carries): a caller
-must not make the server POST to the services around it.
+link-local, multicast, reserved and unspecified addresses (anything not global unicast)
+are refused, IPv4 and IPv6 alike (an IPv4-mapped IPv6 address is judged as the IPv4
+address it carries): a caller must not make the server POST to the services around it.
 
 The host is judged twice: when the request is accepted (a literal address, or a name that
 already resolves to a refused address, is 400 `webhook_not_allowed`), and at every
@@ -29,8 +29,10 @@ class NotAllowed(Exception):
 
 
 def public(address: Address) -> bool:
-    return not (address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
-                or address.is_reserved or address.is_unspecified)
+    """Global unicast: `is_global` is False for loopback, private, link-local, reserved and
+    unspecified addresses, and for the rest of IANA's special-purpose ranges (100.64.0.0/10,
+    where some clouds keep their metadata service, documentation and benchmark ranges…)."""
+    return address.is_global and not address.is_multicast
 
 
 def plain(text: str) -> Address:
