@@ -4,11 +4,14 @@ A queued body must not stay in RAM (a thousand queued bodies of 100 MB would be 
 the JSON bytes, or a form's fields, go to an unnamed temporary file (deleted by the system
 when it is closed, or when the process dies), and every upload to a file of its own on
 disk (Starlette keeps an upload under 1 MiB in memory). What stays in memory is a few
-file handles. The body is read back when its prediction is taken to run.
+file handles, and bodies under IN_MEMORY_MAX (a file per small body would cost more than
+it saves: at most async_max_queue × 64 KiB, 64 MiB at the default 1000). The body is read
+back when its prediction is taken to run.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -17,6 +20,8 @@ from typing import IO
 
 from ..files import UploadedFile
 from ..http.body import Body
+
+IN_MEMORY_MAX = 64 * 1024
 
 
 @dataclass
@@ -29,9 +34,11 @@ class Spooled:
     def write(cls, body: Body) -> Spooled:
         """In a worker thread: the writes wait on the disk. The body's uploads are moved
         into files of their own (and closed); the parsed value, if any, is dropped."""
-        file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by read() or close())
+        data = body.json if body.json is not None else json.dumps(body.fields).encode()
+        # closed by read() or close()
+        file = io.BytesIO() if len(data) < IN_MEMORY_MAX else tempfile.TemporaryFile()  # noqa: SIM115
         try:
-            file.write(body.json if body.json is not None else json.dumps(body.fields).encode())
+            file.write(data)
             return cls(file, body.json is not None, [on_disk(upload) for upload in body.files])
         except BaseException:
             file.close()

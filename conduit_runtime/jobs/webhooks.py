@@ -22,11 +22,13 @@ never connected to. Redirects are not followed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpcore
 from standardwebhooks import Webhook
@@ -52,6 +54,17 @@ def signer(secret: str) -> Webhook | None:
         return None
 
 
+def url_headers(url: str) -> dict[str | bytes, str | bytes]:
+    """What httpx made of the URL and httpcore does not: Host as written (an IPv6 address in
+    brackets), and Basic credentials from its userinfo."""
+    parts = urlsplit(url)
+    headers: dict[str | bytes, str | bytes] = {"host": parts.netloc.rpartition("@")[2]}
+    if parts.username is not None:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    return headers
+
+
 class CheckedBackend(httpcore.AsyncNetworkBackend):
     """Connects only to an address of the host that its targets allow."""
 
@@ -62,7 +75,11 @@ class CheckedBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Any = None) -> httpcore.AsyncNetworkStream:
         failure: Exception = httpcore.ConnectError(f"{host} has no address")
-        for address in await self.targets.addresses(host, port):  # NotAllowed: no connection at all
+        try:
+            addresses = await self.targets.addresses(host, port)  # NotAllowed: no connection at all
+        except OSError as exc:  # the name does not resolve: a connection error, tried again
+            raise httpcore.ConnectError(f"{host}: {exc}") from exc
+        for address in addresses:
             try:
                 return await self.backend.connect_tcp(address, port, timeout, local_address, socket_options)
             except httpcore.ConnectError as exc:
@@ -100,15 +117,19 @@ class Webhooks:
         if previous is not None:
             await asyncio.gather(previous, return_exceptions=True)
         if self.client is None:
-            self.client = httpcore.AsyncConnectionPool(network_backend=CheckedBackend(self.targets))
+            self.client = httpcore.AsyncConnectionPool(  # httpx's default limits
+                max_connections=100, max_keepalive_connections=20, keepalive_expiry=5.0,
+                network_backend=CheckedBackend(self.targets))
         message_id = f"msg_{uuid.uuid4().hex}"  # the same on every try: the receiver can drop repeats
         text = body.decode()
         began = time.monotonic()
         wait = self.backoff_s
+        fixed = url_headers(url)
         record = {"event": "webhook", "prediction_id": prediction_id, "webhook_event": event, "webhook_id": message_id}
         for attempt in range(1, TRIES + 1):
             now = datetime.now(tz=UTC)
             headers: dict[str | bytes, str | bytes] = {
+                **fixed,
                 "content-type": "application/json",
                 "webhook-id": message_id,
                 "webhook-timestamp": str(int(now.timestamp())),
