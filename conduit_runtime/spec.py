@@ -86,6 +86,8 @@ class ServerSpec:
     docs: bool = True  # GET /docs: Swagger UI (http/docs.py)
     drain_delay_s: float = 5.0  # after SIGTERM: admitted still, while /ready is 503
     max_buffered_bytes: int = 1024 * 1024 * 1024  # request bodies in memory at once, all requests together
+    webhook_allowed_hosts: tuple[str, ...] = ()  # host names or CIDRs a webhook may reach though not public
+    async_max_attempts: int = 3  # model starts of a prediction whose holder died (Redis store)
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
@@ -113,6 +115,8 @@ class ServerSpec:
             docs=server.get("docs", True),
             drain_delay_s=float(server.get("drain_delay_s", 5)),
             max_buffered_bytes=int(server.get("max_buffered_mb", 1024) * 1024 * 1024),
+            webhook_allowed_hosts=tuple(server.get("webhook_allowed_hosts", ())),
+            async_max_attempts=server.get("async_max_attempts", 3),
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

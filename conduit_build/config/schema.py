@@ -6,6 +6,7 @@ Whether the files it names exist, and what they contain, is checked by
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from typing import Annotated, Any, Literal, get_args
@@ -53,6 +54,21 @@ def check_workers(value: Any) -> Any:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return value
     raise ValueError(f"{value!r} is not a number of workers; give a whole number from 1, or auto (one per CPU)")
+
+
+HOST_NAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*")
+
+
+def check_webhook_host(value: str) -> str:
+    import ipaddress
+
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_network(value, strict=False)
+        return value
+    if "/" in value or ":" in value or value.replace(".", "").isdigit() or not HOST_NAME.fullmatch(value):
+        raise ValueError(f"{value!r} is neither a host name (like hooks.internal) nor a CIDR range or address "
+                         "(like 10.0.0.0/8, fd00::/8, 127.0.0.1)")
+    return value
 
 
 def parse_hardware(value: Any) -> Any:
@@ -194,6 +210,11 @@ class Server(Strict):
         other servers need), then the requests in flight finish (timeout_s bounds them), with a
         margin for the process to exit."""
         return math.ceil(self.drain_delay_s + self.timeout_s) + 10
+    webhook_allowed_hosts: list[Annotated[str, AfterValidator(check_webhook_host)]] = Field(
+        default_factory=list, description="Host names (exact) or CIDR ranges a webhook may reach although they are "
+        "loopback, private, link-local, multicast or reserved (refused otherwise: 400 webhook_not_allowed).")
+    async_max_attempts: int = Field(3, ge=1, description="Model starts of an async prediction whose holder died "
+                                    "(Redis store); past them it ends failed, attempts_exhausted.")
 
 
 class Image(Strict):

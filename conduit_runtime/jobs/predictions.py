@@ -32,9 +32,11 @@ from ..wire.codec import dumps
 from ..wire.predict import error_body
 from .store import (
     CANCELED,
+    EXHAUSTED,
     FAILED,
     HEARTBEAT_S,
     PROCESSING,
+    STARTED,
     STARTING,
     SUCCEEDED,
     TERMINAL,
@@ -70,19 +72,21 @@ def document(record: Record) -> bytes:
     return dumps(head)[:-1] + b"," + record.answer[1:]
 
 
-def open_webhooks(secret: str) -> Webhooks | None:
+def open_webhooks(secret: str, allowed: tuple[str, ...]) -> Webhooks | None:
     """The webhook sender; None without a secret, and then its HTTP client and signer are
     never imported (an image that sends no webhooks does without them)."""
     if not secret:
         return None
+    from .webhook_targets import Targets
     from .webhooks import Webhooks, signer
 
     sign = signer(secret)
-    return None if sign is None else Webhooks(sign)
+    return None if sign is None else Webhooks(sign, Targets(allowed))
 
 
 def open_store(spec: ServerSpec) -> Store:
-    limits = Limits(spec.async_max_queue, spec.async_ttl_s, spec.async_max_results, spec.async_timeout_s)
+    limits = Limits(spec.async_max_queue, spec.async_ttl_s, spec.async_max_results, spec.async_timeout_s,
+                    spec.async_max_attempts)
     if spec.async_store.startswith("redis://"):
         from .redis_store import RedisStore  # only images that use Redis have the client
 
@@ -99,7 +103,7 @@ class Predictions:
         self.timeout_s = spec.async_timeout_s
         self.store = open_store(spec)
         self.secret_env = spec.webhook_secret_env
-        self.webhooks = open_webhooks(os.environ.get(spec.webhook_secret_env, ""))
+        self.webhooks = open_webhooks(os.environ.get(spec.webhook_secret_env, ""), spec.webhook_allowed_hosts)
         self.signs_webhooks = self.webhooks is not None
         self.running: dict[str, tuple[asyncio.Task[Any] | None, Job | None]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
@@ -121,9 +125,11 @@ class Predictions:
         id_ = uuid.uuid4().hex
         try:
             url, events = await asyncio.to_thread(webhook_options, body)
-            if url is not None and self.webhooks is None:
-                raise BadRequest(f"this server sends no webhooks: {self.secret_env} (server.webhook_secret_env) "
-                                 "is not set (or not a whsec_ secret)", "bad_webhook")
+            if url is not None:
+                if self.webhooks is None:
+                    raise BadRequest(f"this server sends no webhooks: {self.secret_env} (server.webhook_secret_env) "
+                                     "is not set (or not a whsec_ secret)", "bad_webhook")
+                await self.webhooks.targets.check(url)
             meta = {"id": id_, "run_id": run_id, "request_id": request_id, "created_at": now_iso(), "webhook": url,
                     "events": events}
             record = Record(id_, STARTING, meta)
@@ -179,9 +185,9 @@ class Predictions:
                 continue
             if item is None:
                 continue
-            await slots.acquire()
             record, body = item
-            self.running[record.id] = (None, None)  # held (its lease renewed) from now on
+            self.running[record.id] = (None, None)  # held (its lease renewed) from the take on
+            await slots.acquire()
             task = asyncio.ensure_future(self.run(record, body))
             task.add_done_callback(self.tasks.discard)
             self.tasks.add(task)
@@ -214,9 +220,13 @@ class Predictions:
         try:
             created = datetime.fromisoformat(record.meta["created_at"].replace("Z", "+00:00")).timestamp()
             left = self.timeout_s - (time.time() - created)
-            if left <= 0 or not await self.store.start(id_, now_iso()):
-                if left <= 0:
-                    await self.end(record, job, TimedOut(self.timed_out()), arrived)
+            if left <= 0:
+                await self.end(record, job, TimedOut(self.timed_out()), arrived)
+                return
+            started = await self.store.start(id_, now_iso())
+            if started == EXHAUSTED:
+                await self.end(record, job, self.exhausted(), arrived)
+            if started != STARTED:
                 return
             record.status, record.started_at = PROCESSING, now_iso()
             self.notify(record, "start")
@@ -242,6 +252,11 @@ class Predictions:
 
     def timed_out(self) -> str:
         return f"no answer within server.async_timeout_s = {self.timeout_s:g} s"
+
+    def exhausted(self) -> ServerError:
+        attempts = self.store.limits.max_attempts
+        return ServerError(f"the model was started {attempts} times (server.async_max_attempts) and the process "
+                           "running it died each time", "attempts_exhausted")
 
     async def end(self, record: Record, job: Job, outcome: bytes | ServerError, arrived: float) -> None:
         run_id = record.meta["run_id"]

@@ -10,6 +10,10 @@ id, run_id, created_at, webhook), when it started and ended, and its `answer` (t
 bytes of the envelope, or of the error body, exactly as a synchronous request gets
 them). Work waits in a queue bounded by `server.async_max_queue`; results are kept
 `server.async_ttl_s` and at most `server.async_max_results` of them, oldest first out.
+
+A prediction is started at most `server.async_max_attempts` times: the Redis store counts
+the starts, and one that ran out of them (each of its holders died) ends `failed`,
+`attempts_exhausted`. The memory store counts none: its work dies with its one process.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..http.body import Body
+from .spooled import Spooled
 
 STARTING, PROCESSING = "starting", "processing"
 SUCCEEDED, FAILED, CANCELED = "succeeded", "failed", "canceled"
 TERMINAL = frozenset((SUCCEEDED, FAILED, CANCELED))
 HEARTBEAT_S = 1.0  # how often a process renews what it runs (and, with Redis, reaps what others dropped)
+STARTED, REFUSED, EXHAUSTED = "started", "refused", "exhausted"  # what start() says
 
 
 @dataclass
@@ -36,7 +42,7 @@ class Record:
     started_at: str = ""
     completed_at: str = ""
     answer: bytes = b""
-    body: Body | None = field(default=None, repr=False)  # the work, while it waits (memory store)
+    work: Spooled | None = field(default=None, repr=False)  # the body, while it waits (memory store)
 
 
 @dataclass
@@ -45,10 +51,13 @@ class Limits:
     ttl_s: float
     max_results: int
     timeout_s: float
+    max_attempts: int
 
 
 class Store:
     """What predictions.py needs from a store; every method may wait on I/O."""
+
+    limits: Limits
 
     async def submit(self, record: Record, body: Body) -> bool:
         """Keep the record and queue its work; False when the queue is full."""
@@ -58,15 +67,18 @@ class Store:
         raise NotImplementedError
 
     async def take(self) -> tuple[Record, Body] | None:
-        """The next work to run, now held by this process (None: none came in a while)."""
+        """The next work to run, now held by this process (None: none came in a while); held
+        from here on: heartbeat() renews it, while it waits for a slot too."""
         raise NotImplementedError
 
-    async def start(self, id_: str, started_at: str) -> bool:
-        """Starting → processing; False when it was canceled (or evicted) meanwhile."""
+    async def start(self, id_: str, started_at: str) -> str:
+        """Starting → processing: STARTED; REFUSED when it was canceled (or evicted) meanwhile,
+        or this process no longer holds it; EXHAUSTED when it was started max_attempts times."""
         raise NotImplementedError
 
     async def finish(self, id_: str, status: str, answer: bytes, completed_at: str) -> bool:
-        """Its outcome, unless it already has one (canceled meanwhile); the work is let go either way."""
+        """Its outcome from its holder, unless it already has one (canceled meanwhile) or this
+        process no longer holds it; the work is let go either way."""
         raise NotImplementedError
 
     async def cancel(self, id_: str, completed_at: str) -> Record | None:
@@ -74,7 +86,8 @@ class Store:
         raise NotImplementedError
 
     async def heartbeat(self, ids: list[str]) -> set[str]:
-        """This process still runs `ids`; those that ended elsewhere (canceled) are returned."""
+        """This process still holds `ids`; those that ended elsewhere (canceled), or that it no
+        longer holds, are returned: they must not start, or go on."""
         return set()
 
     async def release(self, ids: list[str]) -> None:
@@ -85,8 +98,8 @@ class Store:
 
 
 class MemoryStore(Store):
-    """One process: the records in a dict, the queue in an ordered dict of bodies
-    (spooled form uploads stay open in it until their prediction runs)."""
+    """One process: the records in a dict, the queue in an ordered dict of records whose
+    bodies wait on disk (spooled.py) until their prediction runs."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -99,7 +112,10 @@ class MemoryStore(Store):
         if len(self.waiting) >= self.limits.max_queue:
             return False
         self.evict()
-        record.body = body
+        record.work = await asyncio.to_thread(Spooled.write, body)
+        if len(self.waiting) >= self.limits.max_queue:  # filled while it was written
+            record.work.close()
+            return False
         self.records[record.id] = record
         self.waiting[record.id] = record
         self.arrived.set()
@@ -119,16 +135,16 @@ class MemoryStore(Store):
             if not self.waiting:
                 return None
         _, record = self.waiting.popitem(last=False)
-        body, record.body = record.body, None
-        assert body is not None
-        return record, body
+        work, record.work = record.work, None
+        assert work is not None
+        return record, await asyncio.to_thread(work.read)
 
-    async def start(self, id_: str, started_at: str) -> bool:
+    async def start(self, id_: str, started_at: str) -> str:
         record = self.records.get(id_)
         if record is None or record.status in TERMINAL:
-            return False
+            return REFUSED
         record.status, record.started_at = PROCESSING, started_at
-        return True
+        return STARTED
 
     async def finish(self, id_: str, status: str, answer: bytes, completed_at: str) -> bool:
         record = self.records.get(id_)
@@ -142,10 +158,9 @@ class MemoryStore(Store):
         if record is None or record.status in TERMINAL:
             return record
         queued = self.waiting.pop(id_, None)
-        if queued is not None and queued.body is not None:
-            for upload in queued.body.files:  # never to run: its uploads go now
-                upload.close()
-            queued.body = None
+        if queued is not None and queued.work is not None:  # never to run: its files go now
+            queued.work.close()
+            queued.work = None
         self.end(record, CANCELED, b"", completed_at)
         return record
 

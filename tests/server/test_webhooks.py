@@ -88,7 +88,8 @@ def receiver() -> Iterator[Receiver]:
 def project(root: Path, **server: Any) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "model.py").write_text(MODEL)
-    settings = {"max_concurrency": 2, **server}
+    # the receivers listen on 127.0.0.1, which a webhook may reach only when it is listed
+    settings = {"max_concurrency": 2, "webhook_allowed_hosts": ["127.0.0.1"], **server}
     lines = "\n".join(f"  {key}: {json.dumps(value)}" for key, value in settings.items())
     (root / "conduit.yaml").write_text(
         f"name: hooked\nmodels:\n  - type: python\n    file: model.py:Model\nserver:\n{lines}\n")

@@ -423,6 +423,7 @@ def test_minimal_config_gets_the_defaults_of_design_section_1(project: Path) -> 
         "async_store": "memory", "webhook_secret_env": "CONDUIT_WEBHOOK_SECRET", "docs": True,
         "wedge_restart_s": None,  # 3 x timeout_s, resolved by the runtime
         "drain_delay_s": 5, "max_buffered_mb": 1024,
+        "webhook_allowed_hosts": [], "async_max_attempts": 3,
     }
     assert (config.image.repository, config.image.base) == (None, "python:3.11-slim")
     docker, kubernetes = config.deploy.docker, config.deploy.kubernetes
