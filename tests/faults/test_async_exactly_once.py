@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, Server, in_background, start_server, wait_for
-from redis_server import redis_server, url
+import redis
+from conftest import API_KEY, Server, in_background, redis_server, start_server, wait_for
 from test_webhook_targets import SECRET, Receiver
 
 MODEL = '''
@@ -83,8 +83,9 @@ def test_every_prediction_started_once_though_redis_stalled_while_its_holder_wai
     waiting for a slot (and renewed with `SET … XX`, which cannot survive a lapse), so B
     reaped it and ran it, and A's START accepted a second holder: two starts."""
     root = tmp_path / "proj"
-    with redis_server(tmp_path / "redis") as store:
-        config = project(root, url(store))
+    with redis_server(tmp_path / "redis") as url:
+        store = redis.Redis.from_url(url)
+        config = project(root, url)
         a = start_server(config, tmp_path)
         b = start_server(config, tmp_path)
         try:
@@ -124,10 +125,10 @@ def test_a_prediction_that_kills_its_process_ends_after_three_starts(tmp_path: P
     `completed` webhook is delivered, while another prediction succeeds. Fails before the change: the prediction went back to the
     queue each time, with no count, and crash-looped every worker for async_timeout_s."""
     root = tmp_path / "proj"
-    with redis_server(tmp_path / "redis") as store:
+    with redis_server(tmp_path / "redis") as url:
         monkeypatch.setenv("CONDUIT_WEBHOOK_SECRET", SECRET)
         receiver = Receiver()
-        server = start_server(project(root, url(store), workers=2, webhook_allowed_hosts=["127.0.0.1"]), tmp_path)
+        server = start_server(project(root, url, workers=2, webhook_allowed_hosts=["127.0.0.1"]), tmp_path)
         try:
             doomed = submit(server, {"data": [0, "die"], "webhook": receiver.url})
             fine = submit(server, [0, "fine"])

@@ -61,7 +61,8 @@ class Receiver:
 def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     monkeypatch.setenv("CONDUIT_WEBHOOK_SECRET", SECRET)
     (tmp_path / "model.py").write_text(MODEL)
-    (tmp_path / "conduit.yaml").write_text("name: ids\nmodels:\n  - type: python\n    file: model.py:Model\n")
+    (tmp_path / "conduit.yaml").write_text("name: ids\nmodels:\n  - type: python\n    file: model.py:Model\n"
+                                           "server:\n  webhook_allowed_hosts: [127.0.0.1]\n")  # the receiver
     started = start_server(tmp_path / "conduit.yaml", tmp_path)
     yield started
     started.stop()

@@ -6,9 +6,7 @@ process that is killed while it runs is finished by the other."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import API_KEY, Server, free_port, start_server, wait_for
+from conftest import API_KEY, Server, redis_server, start_server, wait_for
 
 MODEL = '''
 import time
@@ -41,32 +39,8 @@ class Model:
 @pytest.fixture()
 def redis_url(tmp_path: Path) -> Iterator[str]:
     """A redis-server of its own, in a temp dir, on a free port; stopped afterwards."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed: scripts/setup installs Debian's redis-server")
-    port = free_port()
-    folder = tmp_path / "redis"
-    folder.mkdir()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder), "--save", "",
-         "--appendonly", "no", "--protected-mode", "no"],
-        stdout=(folder / "redis.log").open("w"), stderr=subprocess.STDOUT)
-    try:
-        import redis
-
-        client = redis.Redis(port=port)
-        wait_for(lambda: _pings(client), 20, "redis-server to answer")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _pings(client: Any) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
+    with redis_server(tmp_path / "redis") as url:
+        yield url
 
 
 def project(root: Path, redis_url: str) -> Path:
