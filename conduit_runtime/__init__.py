@@ -11,7 +11,7 @@ Layers, each importing only those below it (tests/unit/test_layers.py holds them
     (leaves)   errors, log, spec, cancellation, files: the public face and what all share
 
 At start-up the server imports Starlette, uvicorn, python-multipart and
-prometheus-client; httpx and standardwebhooks only once a webhook secret is set,
+prometheus-client; httpcore and standardwebhooks only once a webhook secret is set,
 redis only with `server.async_store: redis://…`, the model libraries in their
 loaders. Nothing from the build tool, Docker, Jinja or pydantic.
 """

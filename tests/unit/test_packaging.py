@@ -37,7 +37,7 @@ def test_runtime_imports_nothing_from_the_build_side() -> None:
 
 def test_optional_dependencies_are_imported_only_where_used(tmp_path: Path) -> None:
     """A server without a webhook secret, a Redis store or a V2 request imports neither the webhook
-    client (httpx, standardwebhooks), nor redis, nor numpy; with a secret, the webhook client comes in."""
+    client (httpcore, standardwebhooks), nor redis, nor numpy; with a secret, the webhook client comes in."""
     (tmp_path / "model.py").write_text("class Model:\n    def predict(self, data):\n        return data\n")
     code = (
         "import sys, pathlib\n"
@@ -46,7 +46,7 @@ def test_optional_dependencies_are_imported_only_where_used(tmp_path: Path) -> N
         "from conduit_runtime.spec import ServerSpec\n"
         "raw = {'name': 'm', 'stages': [{'type': 'python', 'file': 'model.py:Model'}], 'server': {}}\n"
         "draining_server(ServerSpec.from_dict(raw, pathlib.Path(sys.argv[1])), '127.0.0.1', 0, False)\n"
-        "print(sorted(m for m in ('httpx', 'standardwebhooks', 'redis', 'numpy') if m in sys.modules))\n"
+        "print(sorted(m for m in ('httpcore', 'httpx', 'standardwebhooks', 'redis', 'numpy') if m in sys.modules))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "CONDUIT_WEBHOOK_SECRET"}
     plain = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
@@ -55,4 +55,4 @@ def test_optional_dependencies_are_imported_only_where_used(tmp_path: Path) -> N
     secret = {**env, "CONDUIT_WEBHOOK_SECRET": "whsec_" + base64.b64encode(b"0" * 24).decode()}
     signed = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True,
                             cwd=ROOT, env=secret)
-    assert signed.stdout.strip() == "['httpx', 'standardwebhooks']", signed.stdout + signed.stderr
+    assert signed.stdout.strip() == "['httpcore', 'standardwebhooks']", signed.stdout + signed.stderr
