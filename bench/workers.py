@@ -8,6 +8,8 @@ Nothing is pinned: the workers need both cores, and wrk (one thread) shares them
 Requests per CPU-second (the server's processes, supervisor and workers together)
 is the measure that says whether a second process costs anything: on a machine
 with more cores than workers + wrk, req/s would scale with it (bench/README.md).
+Several workers need a shared async store (`conduit validate` refuses the memory
+one): a redis-server of the benchmark's own, on a free port, serves as that.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -28,10 +33,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serve import API_KEY, LOGS, LUA, ROOT, conduit_command, free_port, http_get, tree_cpu_s
 
 
-def config(workers: int, batched: bool) -> Path:
+def config(workers: int, batched: bool, store: str) -> Path:
     example = ROOT / "examples" / "iris"
     data = yaml.safe_load((example / "conduit.yaml").read_text())
     data["server"]["workers"] = workers
+    data["server"]["async_store"] = store
     if not batched:
         for stage in data["models"]:
             stage.pop("batch", None)
@@ -40,9 +46,27 @@ def config(workers: int, batched: bool) -> Path:
     return path
 
 
-def measure(workers: int, batched: bool, seconds: int, connections: int) -> tuple[float, float]:
+@contextlib.contextmanager
+def redis_store() -> Iterator[str]:
+    """A redis-server of this run's own, its URL; stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("redis-server is not installed (scripts/setup installs it)")
+    port = free_port()
+    with tempfile.TemporaryDirectory() as folder:
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", ""],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def measure(workers: int, batched: bool, seconds: int, connections: int, store: str) -> tuple[float, float]:
     """(req/s, req/CPU-s) over `seconds` of wrk after 2 s of warm-up."""
-    path, port = config(workers, batched), free_port()
+    path, port = config(workers, batched, store), free_port()
     LOGS.mkdir(parents=True, exist_ok=True)
     with (LOGS / f"workers-{workers}.log").open("wb") as log:
         proc = subprocess.Popen([*conduit_command(), "serve", "-f", str(path), "--port", str(port)],
@@ -83,10 +107,15 @@ def main() -> None:
     args = parser.parse_args()
     print(f"| iris JSON, c={args.concurrency} | workers | req/s | req/CPU-s | kept per CPU-s |")
     print("| --- | ---: | ---: | ---: | ---: |")
+    with redis_store() as store:
+        table(args.duration, args.concurrency, store)
+
+
+def table(seconds: int, connections: int, store: str) -> None:
     for batched in (False, True):
         one = None
         for workers in (1, 2):
-            rps, per_cpu = measure(workers, batched, args.duration, args.concurrency)
+            rps, per_cpu = measure(workers, batched, seconds, connections, store)
             one = one or per_cpu
             kept = f"{per_cpu / one:.0%}" if workers > 1 else ""
             print(f"| {'batched' if batched else 'unbatched'} | {workers} | {rps:,.0f} | {per_cpu:,.0f} | {kept} |",
