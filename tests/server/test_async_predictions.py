@@ -122,19 +122,6 @@ def test_failures_read_as_the_sync_error_objects(server: Server) -> None:
     assert poll(server, malformed.json()["id"])["error"]["code"] == "bad_json"
 
 
-def test_only_a_top_level_webhook_makes_a_request_async(server: Server) -> None:
-    """The word "webhook" inside the data, or a nested "webhook" key, is data: the answer is
-    the synchronous envelope, not a 202 (the body is parsed once to tell)."""
-    for body in ({"data": [0, 'the "webhook" word']},
-                 {"data": [0, "nested"], "parameters": {"webhook": "http://example.invalid/"}}):
-        answer = httpx.post(server.url + "/predict", json=body, headers={"Authorization": API_KEY}, timeout=10)
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["result"] == [[body["data"][1], 0]]
-    null = httpx.post(server.url + "/predict", json={"data": [0, "null"], "webhook": None},
-                      headers={"Authorization": API_KEY}, timeout=10)
-    assert null.status_code == 200 and null.json()["result"] == [["null", 0]]
-
-
 def test_routes_need_the_key_and_unknown_ids_are_404(server: Server) -> None:
     accepted = submit(server, [0, "key"]).json()
     for call in (lambda h: httpx.get(f"{server.url}/predictions/{accepted['id']}", headers=h),
