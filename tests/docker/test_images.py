@@ -42,7 +42,7 @@ def test_image_is_labelled_slim_and_non_root(engine: Any, images: dict[str, Buil
     config = image.attrs["Config"]
     assert config["User"] == "10001"
     assert "8000/tcp" in config["ExposedPorts"]
-    assert "/health" in " ".join(config["Healthcheck"]["Test"])
+    assert "/live" in " ".join(config["Healthcheck"]["Test"])  # unhealthy = wedged past wedge_restart_s
     labels = config["Labels"]
     assert labels["org.opencontainers.image.title"] == "iris"
     assert labels["conduit.context-hash"] == built.context_hash == render(load(built.config)).hash

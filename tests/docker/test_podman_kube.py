@@ -135,7 +135,7 @@ def test_probe_paths_answer_as_the_probes_expect(played: Played) -> None:
     (the kubelet counts 200-399 as success), without the API key."""
     [model] = played.deployment["spec"]["template"]["spec"]["containers"]
     probes = {kind: model[kind]["httpGet"] for kind in ("startupProbe", "readinessProbe", "livenessProbe")}
-    assert {p["path"] for p in probes.values()} == {"/health", "/ready"}
+    assert {p["path"] for p in probes.values()} == {"/health", "/ready", "/live"}  # liveness: /live (restarts a wedged pod)
     ports = {p["name"]: p["containerPort"] for p in model["ports"]}
     for kind, probe in probes.items():
         port = ports[probe["port"]] if isinstance(probe["port"], str) else probe["port"]
