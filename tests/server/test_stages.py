@@ -200,10 +200,15 @@ class HealthWatch:
         self.stopped.set()
         self.thread.join()
 
-    def slowest(self) -> float:
-        assert not self.failures, self.failures
+    def assert_responsive(self) -> None:
+        """The event loop was never blocked: the typical probe is fast, and none comes near
+        Kubernetes' default probe timeout (1 s). The tests share two cores with their
+        clients and, in parallel runs, with other tests, so a probe can lose the CPU for a
+        moment; a blocked loop shows as one probe taking the whole operation's seconds."""
+        assert not self.failures, self.failures[:5]
         assert len(self.times) >= 5, "too few probes to tell"
-        return max(self.times)
+        assert statistics.median(self.times) < 0.05, sorted(self.times)[-5:]
+        assert max(self.times) < 0.9, sorted(self.times)[-5:]
 
 
 def peak_rss_mib(server: Server) -> float:
@@ -246,8 +251,9 @@ def test_429_at_once_before_the_body_is_read(servers: dict[str, Server]) -> None
 
 
 def test_a_slow_upload_keeps_health_fast(servers: dict[str, Server]) -> None:
-    """A form trickling in over ~2 s (64 KiB every 30 ms) is read while /health answers
-    within 50 ms throughout; the upload arrives whole."""
+    """A form trickling in over ~2 s (64 KiB every 30 ms) is read while /health keeps
+    answering (typically within 50 ms, never past a liveness probe's 1 s); the upload
+    arrives whole."""
     server = servers["uploads"]
     content = os.urandom(4 * 1024 * 1024)
     boundary = "trickle"
@@ -261,7 +267,7 @@ def test_a_slow_upload_keeps_health_fast(servers: dict[str, Server]) -> None:
         status, _, answer = read_answer(sock)
     assert status == 200, answer
     assert json.loads(answer)["result"] == [{"name": "slow.bin", "sha256": hashlib.sha256(content).hexdigest()}]
-    assert watch.slowest() < 0.05, sorted(watch.times)[-5:]
+    watch.assert_responsive()
 
 
 def upload(server: Server, content: bytes, name: str) -> tuple[int, bytes]:
@@ -313,11 +319,7 @@ def test_many_large_uploads_keep_memory_bounded(servers: dict[str, Server]) -> N
             assert json.loads(answer)["error"]["code"] == "overloaded"
     grown = peak_rss_mib(server) - before
     assert grown < 24, f"peak RSS grew by {grown:.1f} MiB for 24 uploads of 24 MiB"
-    # The 24 clients run on the same two cores as the server: the slowest probe can lose
-    # the CPU to them for a moment, so the bound is on the typical probe, and the worst one
-    # must stay far inside a liveness probe's timeout.
-    assert statistics.median(watch.times) < 0.05, sorted(watch.times)[-5:]
-    assert watch.slowest() < 0.5, sorted(watch.times)[-5:]
+    watch.assert_responsive()
 
 
 def test_a_client_that_leaves_while_queued_is_never_run(servers: dict[str, Server]) -> None:
@@ -351,9 +353,7 @@ def test_a_40_mb_json_body_is_parsed_off_the_event_loop(servers: dict[str, Serve
         response = post(server, content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     assert response.json()["result"] == [1_500_000]
-    slowest = watch.slowest()
-    assert slowest < 0.5, f"/health took {slowest:.3f} s while the body was parsed"
-    assert statistics.median(watch.times) < 0.05
+    watch.assert_responsive()
 
 
 def test_a_million_row_result_is_serialized_off_the_event_loop(servers: dict[str, Server]) -> None:
@@ -366,10 +366,8 @@ def test_a_million_row_result_is_serialized_off_the_event_loop(servers: dict[str
     assert len(answer["result"]) == len(answer["prediction_ids"]) == 1_000_000
     assert answer["result"][999_999] == [999_999, 999_999.5, "row"]
     # What remains is CPython freeing and collecting the million-row result, which holds
-    # the GIL (it was 3.1 s with everything on the loop): well inside a liveness probe's 3 s.
-    slowest = watch.slowest()
-    assert slowest < 1.0, f"/health took {slowest:.3f} s while the result was made and serialized"
-    assert statistics.median(watch.times) < 0.05
+    # the GIL (it was 3.1 s with everything on the loop).
+    watch.assert_responsive()
 
 
 # -- 4. thread safety -------------------------------------------------------------------------
