@@ -50,13 +50,13 @@ def pull(ref: Reference, into: Path) -> Pulled:
         check_config(registry.small_blob(config.digest, config.size, config.title), layers, ref)
         downloaded = len(manifest) + config.size
         for layer in layers[:-1]:
-            with registry.blob(layer.digest, layer.size, layer.title) as blob:
+            with registry.blob(layer.digest, layer.size, f"the layer of {layer.title}", layer.title) as blob:
                 extract_layer(blob.reader(), into, str(ref), last=False)
                 downloaded += blob.finish()
         last = layers[-1]
         if last.size > INDEX_LAYER_LIMIT:
             raise WeightsError(f"the last layer of {ref} is {last.size} bytes: not a {INDEX} alone", str(ref), INDEX)
-        with registry.blob(last.digest, last.size, last.title) as blob:
+        with registry.blob(last.digest, last.size, "the last layer", INDEX) as blob:
             index_layer = blob.reader().read()
             blob.finish()
         extract_layer(io.BytesIO(index_layer), into, str(ref), last=True)

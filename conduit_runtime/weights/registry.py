@@ -72,13 +72,13 @@ class Registry:
         return data
 
     @contextlib.contextmanager
-    def blob(self, digest: str, size: int, what: str) -> Iterator[Blob]:
+    def blob(self, digest: str, size: int, what: str, file: str | None = None) -> Iterator[Blob]:
         """A blob as a file to read, hashed as read; `finish()` checks its digest and size."""
-        with self.get(f"blobs/{digest}", what) as response:
-            yield Blob(response.iter_bytes(CHUNK), digest, size, what, self.ref)
+        with self.get(f"blobs/{digest}", what, file=file) as response:
+            yield Blob(response.iter_bytes(CHUNK), digest, size, what, self.ref, file)
 
     @contextlib.contextmanager
-    def get(self, path: str, what: str, accept: str | None = None) -> Iterator[httpx.Response]:
+    def get(self, path: str, what: str, accept: str | None = None, file: str | None = None) -> Iterator[httpx.Response]:
         url = f"{self.ref.base_url}/{path}"
         for attempt in range(2):
             headers = {**({"Accept": accept} if accept else {}),
@@ -92,7 +92,7 @@ class Registry:
                     self.authorization = self.authenticate(challenge, what)
                     continue
                 if response.status_code != 200:
-                    raise refusal(self.ref, what, response.status_code, self.authorization is not None)
+                    raise refusal(self.ref, what, response.status_code, self.authorization is not None, file)
                 yield response
                 return
             finally:
@@ -136,8 +136,10 @@ class Blob(io.RawIOBase):
     """A blob as it arrives, as a raw file (`reader()` buffers it), hashed on the way; finish()
     reads what is left (a tar's padding) and checks the size and the digest."""
 
-    def __init__(self, chunks: Iterator[bytes], digest: str, size: int, what: str, ref: Reference) -> None:
+    def __init__(self, chunks: Iterator[bytes], digest: str, size: int, what: str, ref: Reference,
+                 file: str | None = None) -> None:
         self.chunks = chunks
+        self.file = file
         self.digest, self.size, self.what, self.ref = digest, size, what, ref
         self.hash = hashlib.sha256()
         self.count = 0
@@ -155,7 +157,7 @@ class Blob(io.RawIOBase):
         self.count += len(chunk)
         if self.count > self.size:
             raise WeightsError(f"{self.what} of {self.ref} is larger than its manifest says ({self.size} bytes)",
-                               str(self.ref), self.what)
+                               str(self.ref), self.file)
         self.hash.update(chunk)
         self.buffer += chunk
         return True
@@ -177,7 +179,7 @@ class Blob(io.RawIOBase):
             self.buffer.clear()
         if self.count != self.size or f"sha256:{self.hash.hexdigest()}" != self.digest:
             raise WeightsError(f"{self.what} of {self.ref} is not what its digest says ({self.digest})",
-                               str(self.ref), self.what)
+                               str(self.ref), self.file)
         return self.count
 
 
@@ -191,13 +193,13 @@ def read_small(response: httpx.Response, what: str, ref: Reference) -> bytes:
     return bytes(data)
 
 
-def refusal(ref: Reference, what: str, status: int, authenticated: bool) -> WeightsError:
+def refusal(ref: Reference, what: str, status: int, authenticated: bool, file: str | None = None) -> WeightsError:
     if status == 404:
-        return WeightsError(f"the registry has no {what} of {ref} (404)", str(ref))
+        return WeightsError(f"{what} of {ref} is not in the registry (404)", str(ref), file)
     if status in (401, 403):
         hint = "" if authenticated else f": set {USERNAME_ENV} and {PASSWORD_ENV}"
-        return WeightsError(f"the registry refused {what} of {ref} ({status}){hint}", str(ref))
-    return WeightsError(f"the registry answered {status} for {what} of {ref}", str(ref))
+        return WeightsError(f"the registry refused {what} of {ref} ({status}){hint}", str(ref), file)
+    return WeightsError(f"the registry answered {status} for {what} of {ref}", str(ref), file)
 
 
 @contextlib.contextmanager
