@@ -4,13 +4,13 @@
     reference.py  CONDUIT_WEIGHTS=<registry>/<repository>@sha256:<hex>, parsed
     tree.py       a weights tree (conduit-weights.json + models/<path>): verified, and a layer
                   extracted into one safely
-    registry.py   the registry client (httpx): auth, manifest by digest, blobs streamed
+    registry.py   the registry client (httpcore): auth, manifest by digest, blobs streamed
     pull.py       an artifact pulled by digest into a folder, every blob checked on the way
     startup.py    what the server does at start: the tree of CONDUIT_WEIGHTS_DIR, or of the
                   cache, or pulled into the cache; verified; the active link pointed at it
     __main__.py   `python -m conduit_runtime.weights fetch --into DIR` (an init container)
 
-Nothing here is imported by an image built with `bundled`, and httpx only when a pull is needed:
+Nothing here is imported by an image built with `bundled`, and httpcore only when a pull is needed:
 a warm cache starts without the network and without the client.
 
 Every failure is a WeightsError: one message naming the artifact and, where there is one, the

@@ -42,7 +42,7 @@ class Pulled:
 
 def pull(ref: Reference, into: Path) -> Pulled:
     """Every layer of the artifact extracted into `into` (empty), each checked on the way."""
-    from .registry import Registry  # httpx only for a pull
+    from .registry import Registry  # httpcore only for a pull
 
     with Registry(ref) as registry:
         manifest = registry.manifest()

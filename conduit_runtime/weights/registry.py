@@ -1,6 +1,7 @@
-"""The registry client of a pull by digest (the OCI distribution API over httpx): the manifest,
-then blobs, each streamed and hashed as it comes (`Blob`), redirects followed (a blob may live
-in object storage).
+"""The registry client of a pull by digest (the OCI distribution API over httpcore, which the
+image has; httpx it has not): the manifest, then blobs, each streamed and hashed as it comes
+(`Blob`), redirects followed (a blob may live in object storage; Authorization is not sent to
+another origin). No proxy variables are read.
 
 Access: anonymous; or CONDUIT_REGISTRY_USERNAME / CONDUIT_REGISTRY_PASSWORD, sent only when the
 registry asks (a 401): as Basic, or to the realm of a `WWW-Authenticate: Bearer realm=…,
@@ -18,12 +19,14 @@ import base64
 import contextlib
 import hashlib
 import io
+import json
 import os
 import re
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
 
-import httpx
+import httpcore
 
 from . import WeightsError
 from .reference import Reference
@@ -38,9 +41,21 @@ SMALL = 4 * 1024 * 1024  # the most a manifest, a config or a token answer may b
 CHUNK = 1024 * 1024
 
 
-def timeout() -> httpx.Timeout:
+REDIRECTS = 5
+
+
+def timeouts() -> dict[str, float]:
     read = float(os.environ.get(TIMEOUT_ENV) or READ_TIMEOUT_S)
-    return httpx.Timeout(read, connect=min(CONNECT_TIMEOUT_S, read))
+    return {"connect": min(CONNECT_TIMEOUT_S, read), "read": read, "write": read, "pool": read}
+
+
+def header(response: httpcore.Response, name: bytes) -> str:
+    return next((value.decode("latin-1") for key, value in response.headers if key.lower() == name), "")
+
+
+def origin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
 
 
 class Registry:
@@ -48,8 +63,8 @@ class Registry:
 
     def __init__(self, ref: Reference) -> None:
         self.ref = ref
-        self.client = httpx.Client(timeout=timeout(), follow_redirects=True,
-                                   headers={"User-Agent": "conduit-runtime"})
+        self.pool = httpcore.ConnectionPool()
+        self.timeouts = timeouts()
         self.authorization: str | None = None
         self.credentials = (os.environ.get(USERNAME_ENV, ""), os.environ.get(PASSWORD_ENV, ""))
 
@@ -57,7 +72,7 @@ class Registry:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.client.close()
+        self.pool.close()
 
     def manifest(self) -> bytes:
         with self.get(f"manifests/{self.ref.digest}", "the manifest", ", ".join(MANIFEST_TYPES)) as response:
@@ -75,28 +90,44 @@ class Registry:
     def blob(self, digest: str, size: int, what: str, file: str | None = None) -> Iterator[Blob]:
         """A blob as a file to read, hashed as read; `finish()` checks its digest and size."""
         with self.get(f"blobs/{digest}", what, file=file) as response:
-            yield Blob(response.iter_bytes(CHUNK), digest, size, what, self.ref, file)
+            yield Blob(iter(response.iter_stream()), digest, size, what, self.ref, file)
 
     @contextlib.contextmanager
-    def get(self, path: str, what: str, accept: str | None = None, file: str | None = None) -> Iterator[httpx.Response]:
-        url = f"{self.ref.base_url}/{path}"
+    def get(self, path: str, what: str, accept: str | None = None,
+            file: str | None = None) -> Iterator[httpcore.Response]:
+        """A 200 answer to GET, read as it comes; once more after a 401, with what it asked for."""
         for attempt in range(2):
             headers = {**({"Accept": accept} if accept else {}),
                        **({"Authorization": self.authorization} if self.authorization else {})}
-            with translated(self.ref, what):
-                response = self.client.send(self.client.build_request("GET", url, headers=headers), stream=True)
+            response = self.send(f"{self.ref.base_url}/{path}", headers, what)
             try:
-                if response.status_code == 401 and attempt == 0:
-                    challenge = response.headers.get("www-authenticate", "")
-                    response.close()
-                    self.authorization = self.authenticate(challenge, what)
+                if response.status == 401 and attempt == 0:
+                    self.authorization = self.authenticate(header(response, b"www-authenticate"), what)
                     continue
-                if response.status_code != 200:
-                    raise refusal(self.ref, what, response.status_code, self.authorization is not None, file)
+                if response.status != 200:
+                    raise refusal(self.ref, what, response.status, self.authorization is not None, file)
                 yield response
                 return
             finally:
                 response.close()
+
+    def send(self, url: str, headers: dict[str, str], what: str) -> httpcore.Response:
+        """GET, redirects followed (Authorization kept only on the same origin); the answer streams."""
+        for _ in range(REDIRECTS + 1):
+            sent: dict[str | bytes, str | bytes] = {"Host": urlsplit(url).netloc, "User-Agent": "conduit-runtime"}
+            sent.update(headers)
+            with translated(self.ref, what):
+                response = self.pool.handle_request(httpcore.Request("GET", url, headers=sent,
+                                                                     extensions={"timeout": self.timeouts}))
+            location = header(response, b"location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                return response
+            response.close()
+            target = urljoin(url, location)
+            if origin(target) != origin(url):
+                headers = {name: value for name, value in headers.items() if name != "Authorization"}
+            url = target
+        raise WeightsError(f"the registry of {self.ref} redirected {what} more than {REDIRECTS} times", str(self.ref))
 
     def authenticate(self, challenge: str, what: str) -> str:
         """The Authorization a 401's challenge asks for (Basic, or a Bearer token from its realm)."""
@@ -117,13 +148,16 @@ class Registry:
             raise WeightsError(f"the registry of {self.ref} names no token realm", str(self.ref))
         query = {"service": params.get("service", ""),
                  "scope": params.get("scope") or f"repository:{self.ref.repository}:pull"}
-        with translated(self.ref, "a token"):
-            response = self.client.get(realm, params={k: v for k, v in query.items() if v},
-                                       headers={"Authorization": basic} if basic else {})
-        if response.status_code != 200:
-            raise refusal(self.ref, "a token", response.status_code, basic is not None)
+        url = realm + ("&" if "?" in realm else "?") + urlencode({k: v for k, v in query.items() if v})
+        response = self.send(url, {"Authorization": basic} if basic else {}, "a token")
         try:
-            answer: Any = response.json()
+            if response.status != 200:
+                raise refusal(self.ref, "a token", response.status, basic is not None)
+            body = read_small(response, "a token", self.ref)
+        finally:
+            response.close()
+        try:
+            answer: Any = json.loads(body)
             token = answer.get("token") or answer.get("access_token")
         except (ValueError, AttributeError):
             token = None
@@ -183,10 +217,10 @@ class Blob(io.RawIOBase):
         return self.count
 
 
-def read_small(response: httpx.Response, what: str, ref: Reference) -> bytes:
+def read_small(response: httpcore.Response, what: str, ref: Reference) -> bytes:
     data = bytearray()
     with translated(ref, what):
-        for chunk in response.iter_bytes(CHUNK):
+        for chunk in response.iter_stream():
             data += chunk
             if len(data) > SMALL:
                 raise WeightsError(f"{what} of {ref} is larger than {SMALL} bytes", str(ref))
@@ -204,12 +238,13 @@ def refusal(ref: Reference, what: str, status: int, authenticated: bool, file: s
 
 @contextlib.contextmanager
 def translated(ref: Reference, what: str) -> Iterator[None]:
-    """httpx's errors as WeightsErrors (the one place they are read)."""
+    """httpcore's errors as WeightsErrors (the one place they are read)."""
     try:
         yield
-    except httpx.TimeoutException as exc:
+    except httpcore.TimeoutException as exc:
         raise WeightsError(f"the registry of {ref} did not answer for {what} within its timeout "
                            f"({type(exc).__name__}; {TIMEOUT_ENV})", str(ref)) from None
-    except httpx.HTTPError as exc:
+    except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol,
+            httpcore.LocalProtocolError) as exc:
         raise WeightsError(f"the registry of {ref} is unreachable for {what} ({type(exc).__name__}: "
                            f"{str(exc)[:200]})", str(ref)) from None

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, checkout_env, conduit, free_port, metric
+from conftest import Server, checkout_env, conduit, free_port, metric, wait_for
 from weights_artifact import make_artifact, push
 
 from conduit_runtime.weights.reference import parse_reference
@@ -82,22 +82,24 @@ def started(tmp_path: Path) -> Iterator[list[Server]]:
         server.stop()
 
 
-def app_of(rendered: Path, folder: Path) -> Path:
+def app_of(rendered: Path, folder: Path, workers: int = 1) -> Path:
     """/app as the image would hold it: the code, conduit.json with `weights`, and weights.bin a
     link through the active link."""
     app = folder / "app"
     shutil.copytree(rendered / "code", app)
     spec = json.loads((rendered / "conduit.json").read_text())
     spec["weights"] = {"mode": "separate", "paths": ["weights.bin"]}
+    spec["server"]["workers"] = workers
     (app / "conduit.json").write_text(json.dumps(spec))
     (app / "weights.bin").unlink()
     (app / "weights.bin").symlink_to(folder / "active" / "models" / "weights.bin")
     return app
 
 
-def run(rendered: Path, folder: Path, started: list[Server], env: dict[str, str]) -> tuple[Server, httpx.Response]:
+def run(rendered: Path, folder: Path, started: list[Server], env: dict[str, str],
+        workers: int = 1) -> tuple[Server, httpx.Response]:
     """The server as the image runs it; once /ready is 200 or startup_failed: it and that answer."""
-    app = app_of(rendered, folder)
+    app = app_of(rendered, folder, workers)
     port = free_port()
     log_path = folder / "server.log"
     environ = checkout_env({"CONDUIT_WEIGHTS_ACTIVE": str(folder / "active"),
@@ -157,6 +159,19 @@ def test_pulled_from_the_registry_verified_and_served(rendered: Path, pin: str, 
     assert not list((tmp_path / "cache").glob(".partial-*"))
     assert metric(server, "conduit_weights_bytes") == len(WEIGHTS)
     assert 0 < metric(server, "conduit_weights_fetch_seconds") == fetched["seconds"]
+
+
+def test_workers_pull_once_and_share_the_tree(rendered: Path, pin: str, tmp_path: Path,
+                                              started: list[Server]) -> None:
+    """server.workers: 2 on a cold cache: the workers take turns at the cache's lock, one pulls,
+    the other finds it there; the gauges come through the shared metric files."""
+    server, answer = run(rendered, tmp_path, started, {"CONDUIT_WEIGHTS": pin}, workers=2)
+    assert answer.status_code == 200, server.logs()
+    wait_for(lambda: len(events(server, "ready")) == 2, 60, "both workers ready")
+    assert sorted(line["source"] for line in events(server, "weights_fetched")) == ["cache", "registry"]
+    predicts(server)
+    assert metric(server, "conduit_weights_bytes") == len(WEIGHTS)
+    assert metric(server, "conduit_weights_fetch_seconds") > 0
 
 
 def test_a_warm_cache_needs_no_registry(rendered: Path, pin: str, tmp_path: Path, started: list[Server]) -> None:
