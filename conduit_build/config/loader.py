@@ -248,8 +248,9 @@ def check_weights(root: Path, positions: Positions, models: Sequence[Stage | Non
         elif text is None and path in seen:
             text = f"{entry!r} is listed twice; remove one"
         elif text is None and path is not None:
-            overlap = next(((other, at) for other, at in others
-                            if other != path and (path.is_relative_to(other) or other.is_relative_to(path))), None)
+            # reported at the entry inside the other (or at the entry holding a model's file)
+            overlap = next(((other, at) for other, at in others if other != path and (
+                path.is_relative_to(other) or (other.is_relative_to(path) and at[-1] == "file"))), None)
             if overlap is not None:
                 other, at = overlap
                 outer, inner = (other, path) if path.is_relative_to(other) else (path, other)
