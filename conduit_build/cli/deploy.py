@@ -18,6 +18,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = project(args)
     if args.target in ("kubernetes", "kserve"):
         return manifests(args, loaded)
+    if args.weights:  # not silently dropped: the Docker host's weights are not wired to this flag
+        raise UsageError("--weights is for --target kubernetes or kserve", "leave it out with --target docker")
     from ..deploy import docker
 
     say = note if args.json else print
