@@ -40,6 +40,15 @@ class StageSpec:
 
 
 @dataclass(frozen=True)
+class WeightsSpec:
+    """`weights` of an image built with `image.weights: separate`: the model files are not in
+    the image; each path P (project-relative) is a link to the active weights tree, which the
+    runtime fetches, verifies and points at before any model loads (conduit_runtime/weights/)."""
+
+    paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Example:
     """One `tests:` case; the first one is the warm-up call."""
 
@@ -88,11 +97,13 @@ class ServerSpec:
     max_buffered_bytes: int = 1024 * 1024 * 1024  # request bodies in memory at once, all requests together
     webhook_allowed_hosts: tuple[str, ...] = ()  # host names or CIDRs a webhook may reach though not public
     async_max_attempts: int = 3  # model starts of a prediction whose holder died (Redis store)
+    weights: WeightsSpec | None = None  # None: bundled, the weights are in the image
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], project_dir: Path) -> ServerSpec:
         server = raw.get("server", {})
         warmup = raw.get("warmup")
+        weights = raw.get("weights") or {}
         return cls(
             name=raw["name"],
             project_dir=project_dir,
@@ -117,6 +128,7 @@ class ServerSpec:
             max_buffered_bytes=int(server.get("max_buffered_mb", 1024) * 1024 * 1024),
             webhook_allowed_hosts=tuple(server.get("webhook_allowed_hosts", ())),
             async_max_attempts=server.get("async_max_attempts", 3),
+            weights=WeightsSpec(tuple(weights.get("paths", ()))) if weights.get("mode") == "separate" else None,
             warmup=Example(
                 name=warmup["name"],
                 data=warmup.get("data"),

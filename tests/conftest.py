@@ -4,12 +4,14 @@ started as a real process on a real socket."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,12 +48,36 @@ def conduit(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`, as scripts/test runs it): the Docker tests are
+    one group, run by one worker in their file order (they share images and the engine, and
+    some depend on what the ones before built); every other module is a group of its own, so
+    its module-scoped servers start once, on one worker."""
+    for item in items:
+        group = "docker" if item.get_closest_marker("docker") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+@contextlib.contextmanager
+def across_workers(name: str) -> Iterator[None]:
+    """One pytest-xdist worker at a time (an exclusive lock on a file in the shared temp folder)."""
+    with (Path(tempfile.gettempdir()) / f"conduit-tests-{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def examples() -> Path:
-    """The examples with their models made (once per session)."""
-    for name, made in (("iris", "model.pkl"), ("digits", "model.pkl"), ("pipeline", "model.pkl")):
-        if not (EXAMPLES / name / made).exists():
-            subprocess.run([sys.executable, str(EXAMPLES / name / "make_model.py")], check=True, capture_output=True)
+    """The examples with their models made (once per test run: parallel workers take turns,
+    and the first one makes them)."""
+    with across_workers("examples"):
+        for name, made in (("iris", "model.pkl"), ("digits", "model.pkl"), ("pipeline", "model.pkl")):
+            if not (EXAMPLES / name / made).exists():
+                subprocess.run([sys.executable, str(EXAMPLES / name / "make_model.py")], check=True, capture_output=True)
     return EXAMPLES
 
 

@@ -1,4 +1,5 @@
-"""`conduit build [--tag T] [--no-cache] [--locked]`: the image, with its progress streamed to stderr."""
+"""`conduit build [--tag T] [--no-cache] [--locked]`: the image, with its progress streamed to stderr;
+with image.weights: separate, the weights artifact beside it (both named in the output)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,20 @@ from .progress import printer
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..image.build import build_image
+    from ..image.build import build_image, weights_summary
 
     built = build_image(project(args), args.tag, args.no_cache, printer(args.json, args.quiet), args.locked)
     if built.cached:
         message = f"{built.tag}: up to date (an image with context hash {built.context_hash[:12]} exists)"
     else:
         message = f"built {built.tag} ({built.image_id[:19]})"
-    emit(args, {"tag": built.tag, "image_id": built.image_id, "context_hash": built.context_hash,
-                "cached": built.cached, "event": "built"}, message)
+    payload = {"tag": built.tag, "image_id": built.image_id, "context_hash": built.context_hash,
+               "cached": built.cached, "event": "built"}
+    if built.weights is not None:
+        weights = built.weights
+        payload["weights"] = weights_summary(weights)
+        message += f"\nweights {weights.reference} ({weights.digest[:19]}…, {len(weights.layers)} layers, {weights.bytes} bytes)"
+    emit(args, payload, message)
     return 0
 
 

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -91,6 +91,7 @@ def load(path: str | Path, display: str | None = None) -> Project:
         *check_files(root, positions, config.models, config.requirements_file, config.tests),
         *check_batching(positions, config.models),
         *check_image_files(root, positions, config.image),
+        *check_weights_mode(positions, config),
         *deploy_problems(config, positions),
     ]))
     if problems:
@@ -225,6 +226,52 @@ def check_image_files(root: Path, positions: Positions, image: Any) -> list[Prob
 
 
 
+def check_weights(root: Path, positions: Positions, models: Sequence[Stage | None], index: int) -> list[Problem]:
+    """models[index].weights: files or folders inside the project, each once, none inside
+    another weights path (a file would travel in two layers)."""
+    stage = models[index]
+    problems: list[Problem] = []
+    if stage is None:
+        return problems
+    others: list[tuple[PurePosixPath, Loc]] = [(PurePosixPath(Path(other.file).as_posix()), ("models", number, "file"))
+              for number, other in enumerate(models) if other is not None and other.type != "python"]
+    others += [(PurePosixPath(Path(entry).as_posix()), ("models", number, "weights", position))
+               for number, other in enumerate(models) if other is not None
+               for position, entry in enumerate(other.weights)]
+    seen: set[PurePosixPath] = set()
+    for position, entry in enumerate(stage.weights):
+        loc: Loc = ("models", index, "weights", position)
+        path = PurePosixPath(Path(entry).as_posix()) if entry.strip() else None
+        text = inside(root, entry, want="any")
+        if text is None and path is not None and str(path) == ".":
+            text = f"{entry!r} names the whole project; list the weights files or folders"
+        elif text is None and path in seen:
+            text = f"{entry!r} is listed twice; remove one"
+        elif text is None and path is not None:
+            # reported at the entry inside the other (or at the entry holding a model's file)
+            overlap = next(((other, at) for other, at in others if other != path and (
+                path.is_relative_to(other) or (other.is_relative_to(path) and at[-1] == "file"))), None)
+            if overlap is not None:
+                other, at = overlap
+                outer, inner = (other, path) if path.is_relative_to(other) else (path, other)
+                text = (f"{entry!r} overlaps {str(other)!r} ({dotted(at)}): {str(inner)!r} is inside {str(outer)!r}, "
+                        f"and a file travels in one weights layer only; list {str(outer)!r} alone")
+        if path is not None:
+            seen.add(path)
+        if text:
+            problems.append((loc, text, positions.of_value(loc)))
+    return problems
+
+
+def check_weights_mode(positions: Positions, config: Config) -> list[Problem]:
+    """image.weights: separate needs weights to separate."""
+    if config.image.weights != "separate" or any(s.type != "python" or s.weights for s in config.models):
+        return []
+    loc: Loc = ("image", "weights")
+    return [(loc, "separate, but no model has weights (a python model lists its files in models[i].weights: "
+                  "[weights.bin]); list them, or use bundled", positions.of_value(loc))]
+
+
 def check_batching(positions: Positions, models: Sequence[Stage | None]) -> list[Problem]:
     """`batch` only where the model type takes rows."""
     return [
@@ -264,6 +311,7 @@ def check_files(
             text = inside(root, stage.file, want="dir" if stage.type in DIRECTORY_TYPES else "file")
             if text:
                 bad(loc, text)
+        problems.extend(check_weights(root, positions, models, index))
         for hook, arities in (("pre", PRE_ARITIES), ("post", POST_ARITIES)):
             ref = getattr(stage.hooks, hook)
             if ref is None:

@@ -127,6 +127,10 @@ class Stage(Strict):
         None, description="Requests waiting for this stage share one model call, their inputs concatenated along "
                           "the first axis (row-wise models: sklearn*, xgboost*, onnx, torch). Absent: no batching."
     )
+    weights: list[str] = Field(
+        default_factory=list, description="Weights files or folders (relative to conduit.yaml) this stage loads "
+                                          "besides `file`, e.g. a python model's checkpoint or a tokenizer folder: "
+                                          "with image.weights: separate they travel in the weights artifact.")
     max_new_tokens: int = Field(
         512, ge=1, le=1_000_000, description="hf_pipeline: the most tokens a request's parameters.max_new_tokens "
                                              "(and min_new_tokens) may ask for; past it 422."
@@ -229,6 +233,13 @@ class Image(Strict):
     dockerfile: str | None = Field(
         None, description='Your own Dockerfile template: {% extends "conduit/Dockerfile.j2" %} and override blocks'
     )
+    weights: Literal["bundled", "separate"] = Field(
+        "bundled", description="bundled: the model files are layers of the image; separate: they form a weights "
+                               "artifact (an OCI image pinned by digest) fetched or mounted at start, and a retrain "
+                               "keeps the server image as it is.")
+    weights_repository: str | None = Field(
+        None, pattern=REPOSITORY, description="Where `conduit push` sends the weights artifact (default: "
+                                              "<image.repository or name>-weights).")
 
 
 class Form(Strict):

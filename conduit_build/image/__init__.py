@@ -5,5 +5,8 @@
     pip.py           index URLs, find-links, CA bundle: builder-stage only
     context.py       render: templates → a deterministic context, its hash, labels, the spooled tar
     engine.py        the Docker SDK (the only module importing docker) and its errors
+    weights.py       image.weights: separate: weight_paths, the weights artifact in the local store,
+                     materialize (a weights tree from it)
+    registry.py      push_weights: the artifact through the OCI distribution API (httpx)
     build.py         build_image, push_image, pushed_reference
 """

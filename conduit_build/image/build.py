@@ -1,6 +1,7 @@
 """`conduit build` and `conduit push`: render, then build through the SDK unless an
 image of the same context hash exists already (a no-op rebuild answers at once);
-push to image.repository and find what was pushed.
+push to image.repository and find what was pushed. With image.weights: separate, the
+weights artifact (weights.py) is built beside the image and pushed beside it (registry.py).
 
 With conduit.lock the image installs exactly the lock (a stale one is locked again first,
 or refused under `--locked`); without one the builder resolves, and the image is labelled
@@ -20,8 +21,10 @@ from .context import INSTALLED_LABEL, render
 from .engine import Progress
 from .lock import INSTALLED_PATH, lock_project, lock_status
 from .lockfile import LockFile
+from .registry import PushedWeights, push_weights
 from .requirements import CPU_TORCH_FIX, cpu_torch_unavailable
 from .uv import UV_IMAGE, UV_IMAGE_ARG, host_uv_for_images, record_uv_image, trusted_uv_image, uv_image_context
+from .weights import WeightsArtifact, build_weights, separate, store, weight_paths
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class Built:
     image_id: str
     context_hash: str
     cached: bool  # an image with this context hash existed already
+    weights: WeightsArtifact | None = None  # image.weights: separate: the artifact, in the local store
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,12 @@ class Pushed:
     tag: str
     digest: str  # sha256:…
     reference: str  # repository@sha256:…, what deploy runs
+    weights: PushedWeights | None = None  # image.weights: separate: the artifact pushed beside it
+
+
+def weights_summary(artifact: WeightsArtifact) -> dict[str, object]:
+    """What `conduit build --json` says of the weights artifact."""
+    return {"reference": artifact.reference, "digest": artifact.digest, "bytes": artifact.bytes}
 
 
 def default_tag(project: Project, context_hash: str | None = None) -> str:
@@ -50,15 +60,18 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
     check_lock(project, locked, on_progress)
     context = render(project)
     tag = tag or default_tag(project, context.hash)
+    # The weights first: a link in a weights folder fails here, not after the image's build.
+    weights = build_separate_weights(project, on_progress)
     client = engine.client()
     if not no_cache:
         existing = engine.find_by_hash(client, context.hash, INSTALLED_LABEL)
         if existing is not None:
             if tag not in existing.tags:
                 engine.tag_image(client, existing, tag)
-            return Built(tag, existing.id, context.hash, cached=True)
+            return Built(tag, existing.id, context.hash, cached=True, weights=weights)
     build_args = context.build_args
-    if UV_IMAGE.encode() in bytes(context.files["Dockerfile"]):  # a builder stage that copies uv
+    dockerfile = context.files["Dockerfile"]
+    if isinstance(dockerfile, bytes) and UV_IMAGE.encode() in dockerfile:  # a builder stage that copies uv
         uv_image = ensure_uv_image(client, project.config.image.base, build_args, on_progress)
         build_args = {**build_args, UV_IMAGE_ARG: uv_image}
     with context.tar() as tar:
@@ -72,7 +85,16 @@ def build_image(project: Project, tag: str | None = None, no_cache: bool = False
             raise BuildError(f"the image has no {INSTALLED_PATH}", "does your Dockerfile template keep the python_deps block?")
         digest = LockFile.parse(recorded.decode(), f"{tag}:{INSTALLED_PATH}").installed_digest()
         image_id = engine.relabel(client, image_id, tag, {INSTALLED_LABEL: digest})
-    return Built(tag, image_id, context.hash, cached=False)
+    return Built(tag, image_id, context.hash, cached=False, weights=weights)
+
+
+def build_separate_weights(project: Project, on_progress: Callable[[Progress], None]) -> WeightsArtifact | None:
+    """image.weights: separate: the weights artifact, in the local store (weights.py)."""
+    if not separate(project):
+        return None
+    paths = weight_paths(project)
+    on_progress(Progress("output", f"weights artifact: {len(paths)} path(s) into {store()}"))
+    return build_weights(project)
 
 
 def ensure_uv_image(client: engine.Client, base: str, build_args: dict[str, str],
@@ -146,7 +168,10 @@ def push_image(project: Project, tag: str | None = None, environ: dict[str, str]
     if env.get("CONDUIT_REGISTRY_USERNAME"):
         auth = {"username": env["CONDUIT_REGISTRY_USERNAME"], "password": env.get("CONDUIT_REGISTRY_PASSWORD", "")}
     digest = engine.push(client, tag, auth)
-    return Pushed(tag, digest, f"{engine.split_reference(tag).repository}@{digest}")
+    # The weights of the current project (hashed again; a layer already in the store is not
+    # written again), with whatever layers the registry lacks.
+    weights = push_weights(build_weights(project), env) if separate(project) else None
+    return Pushed(tag, digest, f"{engine.split_reference(tag).repository}@{digest}", weights)
 
 
 def pushed_reference(project: Project) -> str:

@@ -8,8 +8,9 @@ The context holds only what the image needs:
     requirements.txt        else the user's requirements + the runtime's pins, resolved in the
     lock-header.txt         builder into a lock of the same format (its header from here)
     conduit_runtime/        the server runtime, copied as is
-    model/                  the model files named by `models:`
-    code/                   the rest of the project, as files.py selects it
+    model/                  the model files named by `models:` (with image.weights: separate, in
+                            their place, links into the weights tree the runtime mounts: weights.py)
+    code/                   the rest of the project, as files.py selects it (never the weights)
     conduit.json            the resolved config the server reads
     build/                  builder-stage inputs (CA bundle, find-links wheels)
 
@@ -26,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
 import tempfile
@@ -43,8 +45,18 @@ from .lockfile import LOCK_NAME, LockFile, lock_inputs, lock_path
 from .pip import PipSettings
 from .requirements import RUNTIME_DIR, pip_args, user_requirements
 from .uv import UV_IMAGE, UV_IMAGE_ARG, pip_install_uv
+from .weights import is_weights_file, separate, weight_paths, weights_repository
 
-Source = bytes | Path
+
+@dataclass(frozen=True)
+class Symlink:
+    """A symbolic link entry of the context (image.weights: separate), pointing at `target`."""
+
+    target: str
+
+
+Source = bytes | Path | Symlink
+WEIGHTS_ACTIVE = "/tmp/conduit-weights-active"  # the runtime points this link at a verified weights tree
 INSTALLED_LABEL = "conduit.installed-digest"  # sha256 of the installed set: names, versions, hashes
 # What the `conduit.config` label shows: keys that cannot carry a credential. Index URLs,
 # requirements (a URL may hold a token), the requirements file and Docker hosts stay out.
@@ -75,6 +87,7 @@ class DockerfileContext:
     ca_bundle: bool
     find_links: bool
     model_files: bool  # is there a model/ folder to copy (python models have none)
+    weights_separate: bool  # model/ holds links to the weights tree, not the weights
     code_files: bool  # is there a code/ folder to copy
 
 
@@ -112,7 +125,9 @@ class BuildContext:
                 target = staging / path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 source = self.files[path]
-                if isinstance(source, Path):
+                if isinstance(source, Symlink):
+                    os.symlink(source.target, target)
+                elif isinstance(source, Path):
                     shutil.copyfile(source, target)
                 else:
                     target.write_bytes(source)
@@ -132,7 +147,10 @@ class BuildContext:
                 source = self.files[path]
                 info = tarfile.TarInfo(path)
                 info.mode, info.mtime, info.uid, info.gid = 0o644, 0, 0, 0
-                if isinstance(source, Path):
+                if isinstance(source, Symlink):
+                    info.type, info.linkname, info.mode = tarfile.SYMTYPE, source.target, 0o777
+                    archive.addfile(info)
+                elif isinstance(source, Path):
                     info.size = source.stat().st_size
                     with source.open("rb") as handle:
                         archive.addfile(info, handle)
@@ -144,6 +162,8 @@ class BuildContext:
 
 
 def file_digest(source: Source) -> bytes:
+    if isinstance(source, Symlink):  # the link's target, never what it points at
+        return hashlib.sha256(b"\0symlink\0" + source.target.encode()).digest()
     if isinstance(source, bytes):
         return hashlib.sha256(source).digest()
     with source.open("rb") as handle:
@@ -169,9 +189,15 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
         if path.is_file() and path.suffix in (".py", ".txt") and "__pycache__" not in path.parts:
             files[f"conduit_runtime/{path.relative_to(RUNTIME_DIR).as_posix()}"] = path
     selection = select(project)
-    files.update((f"model/{relative}", source) for relative, source in selection.model)
-    files.update((f"code/{relative}", source) for relative, source in selection.code)
-    files["conduit.json"] = (json.dumps(project.runtime_spec(), indent=2, sort_keys=True) + "\n").encode()
+    model: list[tuple[str, Source]] = list(selection.model)
+    code: list[tuple[str, Source]] = list(selection.code)
+    spec = project.runtime_spec()
+    if separate(project):
+        model, code = weights_links(project), [(p, s) for p, s in code if not is_weights_file(project, p)]
+        spec = {**spec, "weights": weights_spec(project)}
+    files.update((f"model/{relative}", source) for relative, source in model)
+    files.update((f"code/{relative}", source) for relative, source in code)
+    files["conduit.json"] = (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode()
     if pip.ca_bundle:
         files["build/ca-bundle.crt"] = existing(pip.ca_bundle, "CA bundle")
     if pip.find_links:
@@ -179,11 +205,24 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
             if wheel.is_file():
                 files[f"build/find-links/{wheel.name}"] = wheel
     files[".dockerignore"] = render_template("dockerignore.j2").encode()
-    ctx = dockerfile_context(project, requirements, pip, bool(selection.model), bool(selection.code), lock is not None)
+    ctx = dockerfile_context(project, requirements, pip, bool(model), bool(code), lock is not None)
     own = config.image.dockerfile  # the user's template, extending ours block by block
     files["Dockerfile"] = render_template(own or "Dockerfile.j2", project.root if own else None, ctx=ctx).encode()
     files["main.py"] = render_template("main.py.j2", ctx=ctx).encode()
     return context.seal()
+
+
+def weights_links(project: Project) -> list[tuple[str, Source]]:
+    """image.weights: separate: model/ holds, in the place of each weights path P, a link
+    /app/P → WEIGHTS_ACTIVE/models/P (absolute), and code/ no weights file. What the context
+    holds then depends on the weights' paths, never on their contents: a retrain is the same
+    image."""
+    return [(path, Symlink(f"{WEIGHTS_ACTIVE}/models/{path}")) for path in weight_paths(project)]
+
+
+def weights_spec(project: Project) -> dict[str, Any]:
+    """conduit.json's `weights`: the mode and the paths, never contents or digests."""
+    return {"mode": "separate", "paths": weight_paths(project)}
 
 
 def existing(path: Path, what: str) -> Path:
@@ -218,6 +257,7 @@ def dockerfile_context(project: Project, requirements: list[str], pip: PipSettin
         ca_bundle=pip.ca_bundle is not None,
         find_links=pip.find_links is not None,
         model_files=has_model,
+        weights_separate=separate(project),
         code_files=has_code,
     )
 
@@ -227,4 +267,10 @@ def labelled_yaml(project: Project) -> str:
     data = project.config.model_dump(mode="json", by_alias=True)
     shown = {key: data[key] if keep is True else {k: v for k, v in data[key].items() if k in keep}
              for key, keep in LABELLED.items()}
+    # The weights keys only where they say something: a bundled project's label stays as it was.
+    for stage in shown["models"]:
+        if not stage["weights"]:
+            del stage["weights"]
+    if separate(project):
+        shown["image"].update(weights="separate", weights_repository=weights_repository(project))
     return yaml.safe_dump(shown, sort_keys=True)

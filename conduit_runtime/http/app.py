@@ -51,6 +51,9 @@ def create_app(spec: ServerSpec, api_key: str | None = None, debug: bool = False
         "conduit_predictions_running": lambda: admission.running,
         "conduit_predictions_queued": lambda: admission.waiting,
         "conduit_async_predictions_running": lambda: jobs.running_count() if jobs is not None else 0,
+        **({"conduit_weights_fetch_seconds": lambda: service.weights.seconds if service.weights else 0,
+            "conduit_weights_bytes": lambda: service.weights.bytes if service.weights else 0}
+           if spec.weights is not None else {}),
     })
     service = Service(spec, metrics.observe_batch, warmup_of(spec.warmup, spec.project_dir))
     peers = Peers.from_env()  # the other worker processes, when server.workers > 1

@@ -26,11 +26,15 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # name → (help, how it is combined across workers)
-GAUGES: dict[str, tuple[str, Literal["livemin", "livesum"]]] = {
+GAUGES: dict[str, tuple[str, Literal["livemin", "livesum", "livemax"]]] = {
     "conduit_ready": ("1 once the model is loaded and warmed up.", "livemin"),
     "conduit_predictions_running": ("Predictions running now.", "livesum"),
     "conduit_predictions_queued": ("Predictions waiting for a slot.", "livesum"),
     "conduit_async_predictions_running": ("Async predictions running now.", "livesum"),
+    # Only an image whose weights are separate (image.weights) has these two.
+    "conduit_weights_fetch_seconds": ("Seconds the model weights took to fetch (or find) and verify at start.",
+                                      "livemax"),
+    "conduit_weights_bytes": ("Bytes of the model weights, verified at start.", "livemax"),
 }
 
 disable_created_metrics()  # no *_created series: every sample an operator sees is one of ours
@@ -42,7 +46,7 @@ def multiprocess() -> bool:
 
 class Metrics:
     def __init__(self, name: str, gauges: dict[str, Callable[[], float]]) -> None:
-        """`gauges`: how to read each of GAUGES in this process."""
+        """`gauges`: how to read those of GAUGES this server has, in this process."""
         self.name = name
         self.gauges = gauges
         self.shared = multiprocess()
@@ -61,7 +65,7 @@ class Metrics:
         if own is None:
             self.gauge_values = {
                 metric: Gauge(metric, help_text, ["model"], registry=None, multiprocess_mode=mode).labels(name)
-                for metric, (help_text, mode) in GAUGES.items()
+                for metric, (help_text, mode) in GAUGES.items() if metric in gauges
             }
             from prometheus_client import multiprocess as shared
 
@@ -105,6 +109,8 @@ class ReadAtScrape(Collector):
 
     def collect(self) -> Iterator[Metric]:
         for metric, (help_text, _) in GAUGES.items():
+            if metric not in self.gauges:
+                continue
             family = GaugeMetricFamily(metric, help_text, labels=["model"])
             family.add_metric([self.name], self.gauges[metric]())
             yield family

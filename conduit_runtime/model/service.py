@@ -11,7 +11,7 @@ import gc
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import NotReady
 from ..log import exception_record, log
@@ -19,7 +19,11 @@ from ..spec import ServerSpec
 from .flow import Flow
 from .loaders import NoGPU
 
+if TYPE_CHECKING:
+    from ..weights.startup import Fetched
+
 LOADING = "the model is loading"
+FETCHING = "fetching the model weights"
 START_FAILED = "start-up failed; the server's log says why"
 DRAINING = "the server is shutting down"
 
@@ -39,11 +43,34 @@ class Service:
         self.draining = False
         self.failed = False  # start-up failed for good: /ready says startup_failed
         self.pool = ThreadPoolExecutor(spec.max_concurrency, thread_name_prefix="conduit-model")
+        self.weights: Fetched | None = None  # image.weights: separate, once fetched and verified
 
     # -- start-up ---------------------------------------------------------
+    def fetch_weights(self) -> None:
+        """image.weights: separate: the weights verified and made active before any model loads
+        (weights/startup.py). A failure is one `startup_failed` line naming the artifact and the
+        file, never a traceback; /ready then says startup_failed."""
+        from ..weights import WeightsError  # imported only by an image whose weights are separate
+        from ..weights.startup import prepare
+
+        assert self.spec.weights is not None
+        self.problem = FETCHING
+        try:
+            self.weights = prepare(self.spec.weights)
+        except Exception as exc:
+            error = exc if isinstance(exc, WeightsError) else WeightsError(f"{type(exc).__name__}: {exc}"[:1000])
+            self.problem = START_FAILED
+            self.failed = True
+            log({"event": "startup_failed", **error.record()})
+            raise
+        self.problem = LOADING
+
     def load(self) -> None:
-        """Load every stage once, then warm up with the first `tests:` example."""
+        """Load every stage once, then warm up with the first `tests:` example (the weights
+        fetched first, when they are not in the image)."""
         started = time.perf_counter()
+        if self.spec.weights is not None:
+            self.fetch_weights()
         try:
             self.flow = Flow.load(self.spec, self.observe_batch)
             if self.warmup is not None and self.spec.warmup is not None:

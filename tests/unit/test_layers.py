@@ -3,7 +3,7 @@ module imports itself back through others. Read with `ast`, importing nothing; e
 counts, also one inside a function or under TYPE_CHECKING (a lazy import that breaks a cycle
 at run time is still a cycle to a reader).
 
-    conduit_runtime   leaves → model → wire → http → jobs → process
+    conduit_runtime   leaves → weights → model → wire → http → jobs → process
     conduit_build     leaves → config → image → contract → deploy → seed → cli
     conduit           the public face over the build tool
 
@@ -24,6 +24,8 @@ LAYERS: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "conduit_runtime": [
         ("leaves", ("conduit_runtime", "conduit_runtime.errors", "conduit_runtime.log", "conduit_runtime.spec",
                     "conduit_runtime.cancellation", "conduit_runtime.files")),
+        # The weights of an image built with `image.weights: separate`, fetched before a model loads.
+        ("weights", ("conduit_runtime.weights",)),
         ("model", ("conduit_runtime.model",)),
         ("wire", ("conduit_runtime.wire",)),
         ("http", ("conduit_runtime.http",)),
