@@ -311,13 +311,27 @@ def deploy_manifests(project: Project, image: str | None = None, out: Path | Non
     pushed current build) into `out` (default: deploy.kubernetes.out), and kubectl-apply them.
     `weights` (--weights): the pin of the weights artifact when they are separate from the image."""
     image = check_image(image) if image else pushed_image(project)
-    weights = check_weights(weights) if weights is not None else None
+    weights = weights_pin(project, weights)
     kubectl, context = cluster_context() if apply_them else ("", "")  # before writing: fail fast
     out = out or project.root / project.config.deploy.kubernetes.out
     written = write_manifests(project, image, out, target, weights)
     if apply_them:
         apply(kubectl, out)
     return Deployed(written, context or None)
+
+
+def weights_pin(project: Project, weights: str | None) -> str | None:
+    """The weights artifact the manifests pin: --weights, else the pushed current weights when
+    image.weights is separate; none when the weights are bundled in the image."""
+    if project.config.image.weights != "separate":
+        if weights is not None:
+            raise UsageError("--weights is for image.weights: separate", "leave it out: this image holds its weights")
+        return None
+    if weights is not None:
+        return check_weights(weights)
+    from ..image.build import pushed_weights  # hashes the weights and asks the registry
+
+    return check_weights(pushed_weights(project))
 
 
 def pushed_image(project: Project) -> str:

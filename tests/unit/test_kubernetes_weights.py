@@ -41,7 +41,8 @@ WEIGHTS = weights_pin("train-1")
 
 
 def project(root: Path, form: str = "init", hardware: Any = "cpu", **kubernetes: Any) -> Path:
-    return make_project(root, hardware=hardware, kubernetes={"image_volume": form == "image_volume", **kubernetes})
+    return make_project(root, hardware=hardware, kubernetes={"image_volume": form == "image_volume", **kubernetes},
+                        image={"weights": "separate"})
 
 
 def render(path: Path, weights: str | None = WEIGHTS, target: str = "kubernetes") -> dict[str, str]:
@@ -223,6 +224,14 @@ def test_weights_must_be_pinned_by_digest(tmp_path: Path, weights: str) -> None:
     with pytest.raises(UsageError, match="--weights") as raised:
         deploy_manifests(load(project(tmp_path / "p")), IMAGE, tmp_path / "out", weights=weights)
     assert raised.value.exit_status == 2 and len(raised.value.lines()) <= 2
+    assert not (tmp_path / "out").exists()
+
+
+def test_weights_of_a_bundled_image_are_refused(tmp_path: Path) -> None:
+    """--weights names an artifact the image would never read: one line, exit 2."""
+    with pytest.raises(UsageError, match=r"image\.weights: separate") as raised:
+        deploy_manifests(load(make_project(tmp_path / "p")), IMAGE, tmp_path / "out", weights=WEIGHTS)
+    assert raised.value.exit_status == 2
     assert not (tmp_path / "out").exists()
 
 
