@@ -30,13 +30,13 @@ container's environment, never a label, an image or a log.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -221,14 +221,14 @@ def fetched_on_host(client: engine.Client, image: str, pin: Pin) -> Weights:
     if code != 0:
         raise ConduitError(f"weights {pin.reference} could not be fetched onto the host: {last_line(output)}",
                            "was it pushed (`conduit push`), and does the host reach the registry?")
+    try:
+        how = "pulled" if json.loads(last_line(output)).get("source") == "registry" else "cached already"
+    except (ValueError, AttributeError):
+        how = "fetched"
     return Weights(pin, {WEIGHTS_ENV: pin.reference, DIR_ENV: pin.folder},
-                   {VOLUME: {"bind": MOUNT, "mode": "ro"}}, f"volume {VOLUME}")
+                   {VOLUME: {"bind": MOUNT, "mode": "ro"}}, f"the host's volume {VOLUME}, {how}")
 
 
 def last_line(output: str) -> str:
     lines = [line for line in output.splitlines() if line.strip()]
     return lines[-1][:500] if lines else "no output"
-
-
-def describe(weights: Weights) -> dict[str, Any]:
-    return {"reference": weights.pin.reference, "digest": weights.pin.digest, "source": weights.source}

@@ -327,3 +327,43 @@ def test_a_pulled_cache_then_the_warm_cache_offline_then_a_tampered_one(engine: 
     record = json.loads(failed[0])
     assert record["event"] == "startup_failed" and "weights.bin" in json.dumps(record)
     assert "Traceback" not in logs
+
+
+def test_a_remote_engine_fetches_once_into_the_hosts_volume(engine: Any, cache: Path, project: dict[str, Any],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a remote engine (here the local one, taken for remote) the weights are fetched by a
+    container of the server image into the host's volume, once, and the deploy's candidate (on
+    its internal network: no registry) mounts that volume read-only."""
+    from conduit_build.config import load
+    from conduit_build.deploy import docker as docker_deploy
+    from conduit_build.deploy import weights as deploy_weights
+    from conduit_build.image import engine as conduit_engine
+
+    volume = f"conduit-weights-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr(deploy_weights, "local_engine", lambda host: False)
+    monkeypatch.setattr(deploy_weights, "VOLUME", volume)
+    monkeypatch.setenv("CONDUIT_CACHE_DIR", str(cache))
+    loaded = load(project["config"])
+    image, pin = project["pushed"]["reference"], project["pushed"]["weights"]["pinned"]
+    client = conduit_engine.client()
+    try:
+        first = deploy_weights.for_container(client, image, loaded)
+        assert first is not None and first.source.endswith("pulled")
+        assert first.volumes == {volume: {"bind": "/conduit-weights", "mode": "ro"}}
+        assert first.environment["CONDUIT_WEIGHTS"] == pin
+        again = deploy_weights.for_container(client, image, loaded)
+        assert again is not None and again.source.endswith("cached already")
+
+        running = docker_deploy.deploy(loaded, image, KEY)
+        assert running.ready and running.weights == pin
+        live = engine.containers.get(f"conduit-{project['name']}")
+        assert [(m["Name"], m["RW"]) for m in live.attrs["Mounts"]] == [(volume, False)]
+        fetched = [json.loads(line) for line in live.logs().decode().splitlines() if '"weights_fetched"' in line]
+        assert [line["source"] for line in fetched] == ["dir"]
+        answer = httpx.post(f"http://127.0.0.1:{project['deploy_port']}/predict", json=[[1]],
+                            headers={"Authorization": KEY}, timeout=30)
+        assert answer.status_code == 200 and answer.json()["result"][0][0] == BIG
+    finally:
+        for container in engine.containers.list(all=True, filters={"label": f"conduit.deploy={project['name']}"}):
+            container.remove(force=True)
+        engine.volumes.get(volume).remove(force=True)
