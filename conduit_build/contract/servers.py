@@ -3,7 +3,7 @@ stopped after it (Ctrl-C too):
 
     local_server       `conduit serve` in a child process (--local)
     running_container  a container of the image, the key passed at run time (--image, the default);
-                       with image.weights: separate, the project's weights mounted (deploy/weights.py)
+                       with image.weights: separate, the project's weights mounted (image/weights_host.py)
     running_at         a server someone else runs (--url): only waited for
 
 Each waits for GET /ready, and raises ContractError with the log's tail when the
@@ -134,9 +134,9 @@ def local_server(project: Project, api_key: str | None, ready_timeout_s: float =
 def running_container(image: str, project: Project, api_key: str | None, ready_timeout_s: float = 120) -> Iterator[str]:
     """A container of `image` with the API key passed at run time; yields its base URL once ready.
     An image built with image.weights: separate gets the project's weights as a deploy does
-    (deploy/weights.py: the build tool's tree mounted read-only as CONDUIT_WEIGHTS_DIR, and
+    (image/weights_host.py: the build tool's tree mounted read-only as CONDUIT_WEIGHTS_DIR, and
     CONDUIT_WEIGHTS=<pin>)."""
-    from ..deploy.weights import for_container
+    from ..image.weights_host import for_container
 
     client = engine.client()
     config = project.config

@@ -18,7 +18,7 @@ Readiness is probed from inside the container (an exec through the engine), so i
 works the same on unix://, tcp:// and ssh:// hosts.
 
 An image built with image.weights: separate gets its weights pinned by digest (the current
-project's, or `--weights`), as weights.py makes them ready on the host before the candidate
+project's, or `--weights`), as image/weights_host.py makes them ready on the host before the candidate
 starts: the build tool's checked tree mounted read-only on a local engine, or fetched once into
 the host's `conduit-weights` volume on a remote one. The candidate loads them from that folder
 (no network needed on the standby network); two containers of the same weights share one copy,
@@ -40,7 +40,7 @@ from ..config import Project
 from ..config.schema import Server
 from ..errors import DeployError, EngineError
 from ..image import engine
-from .weights import Weights, for_container
+from ..image.weights_host import Weights, for_container
 
 APP_LABEL = "conduit.deploy"  # the project name
 IMAGE_LABEL = "conduit.image"  # repository@sha256:… it runs
@@ -128,7 +128,7 @@ def deploy(project: Project, reference: str, api_key: str, say: Callable[[str], 
            weights_reference: str | None = None) -> Running:
     """Roll `reference` out; the old version keeps serving until the new one is ready. With
     image.weights: separate, its weights (`weights_reference`, else the current project's) are
-    made ready on the host first (weights.py)."""
+    made ready on the host first (image/weights_host.py)."""
     host = project.config.deploy.docker.host
     client = engine.client(host)
     _, _, candidate_name = names(project)

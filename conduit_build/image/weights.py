@@ -384,7 +384,7 @@ def materialize(digest: str, into: Path, root: Path | None = None) -> Path:
 def keep_chain(artifact: WeightsArtifact, root: Path, tree: Path) -> None:
     """`<tree>/.conduit-chain/`: the manifest and the last layer, as the runtime keeps them in
     its cache entries (conduit_runtime/weights/pull.py), so that the tree's conduit-weights.json
-    can be checked against the digest later without the store (deploy/weights.py does)."""
+    can be checked against the digest later without the store (weights_host.py does)."""
     chain = tree / CHAIN
     chain.mkdir(mode=0o755)
     (chain / "manifest.json").write_bytes(read_verified(artifact.digest, root))

@@ -336,8 +336,8 @@ def test_a_remote_engine_fetches_once_into_the_hosts_volume(engine: Any, cache: 
     its internal network: no registry) mounts that volume read-only."""
     from conduit_build.config import load
     from conduit_build.deploy import docker as docker_deploy
-    from conduit_build.deploy import weights as deploy_weights
     from conduit_build.image import engine as conduit_engine
+    from conduit_build.image import weights_host as deploy_weights
 
     volume = f"conduit-weights-test-{uuid.uuid4().hex[:8]}"
     monkeypatch.setattr(deploy_weights, "local_engine", lambda host: False)

@@ -1,6 +1,6 @@
 """The weights of an image built with `image.weights: separate` (issue 21) where the build tool
 starts its containers: `conduit test` (contract/servers.py) and `conduit deploy --target docker`
-(deploy/docker.py).
+(deploy/docker.py). Here, in image/, because both use it.
 
 Which weights: the pin given (`--weights REF`), else the current project's artifact
 (weights.build_weights: hashed, written to the store only when it changed). Whether an image
@@ -47,8 +47,8 @@ from conduit_runtime.weights.tree import verify_tree
 
 from ..config import Project
 from ..errors import ConduitError, UsageError
-from ..image import engine
-from ..image.weights import blob_path, build_weights, cached_tree, separate, store
+from . import engine
+from .weights import blob_path, build_weights, cached_tree, separate, store
 
 MOUNT = "/conduit-weights"  # where a container finds its weights: MOUNT/sha256-<hex>
 VOLUME = "conduit-weights"  # a remote host's cache of weights trees (the runtime's layout)

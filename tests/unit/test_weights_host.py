@@ -1,4 +1,4 @@
-"""deploy/weights.py without an engine: which weights, which engines see this machine's folders,
+"""image/weights_host.py without an engine: which weights, which engines see this machine's folders,
 the build tool's tree of an artifact (made from the store, checked, made again when it fails its
 check) and what a container of a separate image is given."""
 
@@ -11,7 +11,9 @@ import pytest
 from test_weights import python_project
 
 from conduit_build.config import load
-from conduit_build.deploy.weights import (
+from conduit_build.errors import ConduitError, UsageError
+from conduit_build.image.weights import CHAIN, INDEX_NAME, build_weights
+from conduit_build.image.weights_host import (
     DIR_ENV,
     MOUNT,
     WEIGHTS_ENV,
@@ -22,8 +24,6 @@ from conduit_build.deploy.weights import (
     parse_pin,
     project_pin,
 )
-from conduit_build.errors import ConduitError, UsageError
-from conduit_build.image.weights import CHAIN, INDEX_NAME, build_weights
 
 HEX = "ab" * 32
 
