@@ -29,8 +29,11 @@ def run(args: argparse.Namespace) -> int:
         from ..image.build import pushed_reference
 
         reference = args.image or pushed_reference(loaded)
-        running = docker.deploy(loaded, reference, deploy_key(loaded, args.key_file), say)
-    emit(args, asdict(running), f"{running.name}: {running.image} ready on port {running.port}")
+        running = docker.deploy(loaded, reference, deploy_key(loaded, args.key_file), say, args.weights)
+    text = f"{running.name}: {running.image} ready on port {running.port}"
+    if running.weights:
+        text += f" (weights {running.weights})"
+    emit(args, asdict(running), text)
     return 0
 
 
@@ -76,6 +79,9 @@ def add(commands: Commands) -> None:
     sub = command(commands, "deploy", run, "roll out: a Docker host (health-gated) or Kubernetes manifests")
     sub.add_argument("--target", required=True, choices=["docker", "kubernetes", "kserve"])
     sub.add_argument("--image", metavar="REF", help="repository@sha256:… (default: the pushed current build)")
+    sub.add_argument("--weights", metavar="REF",
+                     help="docker: weights-repository@sha256:… for an image built with image.weights: separate "
+                          "(default: the current project's weights)")
     sub.add_argument("--rollback", action="store_true", help="docker: return to the previous version")
     sub.add_argument("--key-file", metavar="FILE", help="docker: read the API key from FILE (default: server.api_key_env)")
     sub.add_argument("--apply", action="store_true", help="kubernetes: kubectl apply the manifests")
