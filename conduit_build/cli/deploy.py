@@ -18,8 +18,6 @@ def run(args: argparse.Namespace) -> int:
     loaded = project(args)
     if args.target in ("kubernetes", "kserve"):
         return manifests(args, loaded)
-    if args.weights:  # not silently dropped: the Docker host's weights are not wired to this flag
-        raise UsageError("--weights is for --target kubernetes or kserve", "leave it out with --target docker")
     from ..deploy import docker
 
     say = note if args.json else print
@@ -79,14 +77,12 @@ def add(commands: Commands) -> None:
     sub = command(commands, "deploy", run, "roll out: a Docker host (health-gated) or Kubernetes manifests")
     sub.add_argument("--target", required=True, choices=["docker", "kubernetes", "kserve"])
     sub.add_argument("--image", metavar="REF", help="repository@sha256:… (default: the pushed current build)")
-    sub.add_argument("--weights", metavar="REF",
-                     help="docker: weights-repository@sha256:… for an image built with image.weights: separate "
-                          "(default: the current project's weights)")
     sub.add_argument("--rollback", action="store_true", help="docker: return to the previous version")
     sub.add_argument("--key-file", metavar="FILE", help="docker: read the API key from FILE (default: server.api_key_env)")
     sub.add_argument("--apply", action="store_true", help="kubernetes: kubectl apply the manifests")
     sub.add_argument("--out", metavar="DIR", help="kubernetes: write here instead of deploy.kubernetes.out")
     sub.add_argument("--weights", metavar="REFERENCE", type=weights_reference,
-                     help="kubernetes, kserve: the weights artifact (image.weights: separate) as "
-                          "<registry>/<repository>@sha256:<digest>; the pods fetch it in an init container, "
-                          "or mount it with deploy.kubernetes.image_volume: true")
+                     help="the weights artifact of an image built with image.weights: separate, as "
+                          "<registry>/<repository>@sha256:<digest> (default: the current project's pushed weights); "
+                          "docker: fetched once per host and mounted read-only; kubernetes, kserve: the pods fetch "
+                          "it in an init container, or mount it with deploy.kubernetes.image_volume: true")
