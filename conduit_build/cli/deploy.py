@@ -11,7 +11,7 @@ from pathlib import Path
 from ..config import Project
 from ..errors import UsageError
 from .output import emit, note, project
-from .parser import Commands, command
+from .parser import Commands, command, weights_reference
 
 
 def run(args: argparse.Namespace) -> int:
@@ -27,20 +27,26 @@ def run(args: argparse.Namespace) -> int:
         from ..image.build import pushed_reference
 
         reference = args.image or pushed_reference(loaded)
-        running = docker.deploy(loaded, reference, deploy_key(loaded, args.key_file), say)
-    emit(args, asdict(running), f"{running.name}: {running.image} ready on port {running.port}")
+        running = docker.deploy(loaded, reference, deploy_key(loaded, args.key_file), say, args.weights)
+    text = f"{running.name}: {running.image} ready on port {running.port}"
+    if running.weights:
+        text += f" (weights {running.weights})"
+    emit(args, asdict(running), text)
     return 0
 
 
 def manifests(args: argparse.Namespace, loaded: Project) -> int:
     from ..deploy.kubernetes import deploy_manifests
 
-    deployed = deploy_manifests(loaded, args.image, Path(args.out) if args.out else None, args.target, args.apply)
+    deployed = deploy_manifests(loaded, args.image, Path(args.out) if args.out else None, args.target, args.apply,
+                                args.weights)
     written = deployed.written
     payload = {**asdict(written), "out": shown(written.out), "files": [shown(p) for p in written.files],
                "removed": [shown(p) for p in written.removed], "applied": deployed.applied_to}
     lines = [f"wrote {shown(p)}" for p in written.files] + [f"removed {shown(p)}" for p in written.removed]
     lines.append(f"image: {written.image}")
+    if written.weights:
+        lines.append(f"weights: {written.weights}")
     if deployed.applied_to:
         lines.append(f"applied to {deployed.applied_to}")
     emit(args, payload, "\n".join(lines))
@@ -75,3 +81,8 @@ def add(commands: Commands) -> None:
     sub.add_argument("--key-file", metavar="FILE", help="docker: read the API key from FILE (default: server.api_key_env)")
     sub.add_argument("--apply", action="store_true", help="kubernetes: kubectl apply the manifests")
     sub.add_argument("--out", metavar="DIR", help="kubernetes: write here instead of deploy.kubernetes.out")
+    sub.add_argument("--weights", metavar="REFERENCE", type=weights_reference,
+                     help="the weights artifact of an image built with image.weights: separate, as "
+                          "<registry>/<repository>@sha256:<digest> (default: the current project's pushed weights); "
+                          "docker: fetched once per host and mounted read-only; kubernetes, kserve: the pods fetch "
+                          "it in an init container, or mount it with deploy.kubernetes.image_volume: true")

@@ -1,5 +1,5 @@
 """The argument parser's shared parts: -f/--file and --json before or after the command,
-the checked types of numeric flags, and usage errors as one line (exit 2)."""
+the checked types of numeric flags and references, and usage errors as one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -54,9 +54,21 @@ def whole(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
 
 
+def weights_reference(text: str) -> str:
+    """A weights artifact pinned by digest, as `conduit push` prints it: <registry>/<repository>@sha256:<hex>."""
+    from ..deploy.kubernetes import weights_problem  # the one definition, shared with the Python API
+
+    problem = weights_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return text
+
+
 # What numeric flags may use: each refuses what cannot work (tests/unit/test_cli_values.py holds
 # every command to it).
 NUMERIC_TYPES = (port, repeats, seconds)
+# Every checked type a flag may use instead of a plain string.
+CHECKED_TYPES = (*NUMERIC_TYPES, weights_reference)
 
 
 def command(commands: Commands, name: str, handler: Handler, help_text: str,

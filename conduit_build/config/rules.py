@@ -50,6 +50,9 @@ def deploy_problems(config: Config, positions: Positions) -> list[Problem]:
     if kube.api_key_secret is not None and not DNS_SUBDOMAIN.match(kube.api_key_secret):
         bad(("deploy", "kubernetes", "api_key_secret"), f"{kube.api_key_secret!r} is not a Kubernetes Secret name; "
                                                         "use lowercase letters, digits, '-' and '.'")
+    if kube.registry_secret is not None and not DNS_SUBDOMAIN.match(kube.registry_secret):
+        bad(("deploy", "kubernetes", "registry_secret"), f"{kube.registry_secret!r} is not a Kubernetes Secret name; "
+                                                         "use lowercase letters, digits, '-' and '.'")
     gpu_type = config.hardware.type
     if config.hardware.gpu and gpu_type is not None and not LABEL_VALUE.match(gpu_type):
         bad(("hardware", "type"), f"{gpu_type!r} cannot be matched against node labels; use a short name like a10g "

@@ -292,6 +292,12 @@ class KubernetesDeploy(Strict):
     out: str = Field("deploy/", description="Folder the manifests are written to")
     api_key_secret: str | None = Field(None, description="Secret holding the key under `api-key` (default: <name>-api-key)")
     resources: Resources = Resources()
+    image_volume: bool = Field(False, description="With separate weights (image.weights: separate): mount the weights "
+                               "artifact as an image volume (Kubernetes >= 1.33 with the ImageVolume feature) instead "
+                               "of fetching it in an init container")
+    registry_secret: str | None = Field(None, description="With separate weights fetched by the init container: an "
+                                        "optional Secret with `username` and `password` for the weights registry "
+                                        "(default: <name>-registry)")
 
 
 class Deploy(Strict):

@@ -2,7 +2,8 @@
 stopped after it (Ctrl-C too):
 
     local_server       `conduit serve` in a child process (--local)
-    running_container  a container of the image, the key passed at run time (--image, the default)
+    running_container  a container of the image, the key passed at run time (--image, the default);
+                       with image.weights: separate, the project's weights mounted (image/weights_host.py)
     running_at         a server someone else runs (--url): only waited for
 
 Each waits for GET /ready, and raises ContractError with the log's tail when the
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -130,12 +132,23 @@ def local_server(project: Project, api_key: str | None, ready_timeout_s: float =
 
 @contextmanager
 def running_container(image: str, project: Project, api_key: str | None, ready_timeout_s: float = 120) -> Iterator[str]:
-    """A container of `image` with the API key passed at run time; yields its base URL once ready."""
+    """A container of `image` with the API key passed at run time; yields its base URL once ready.
+    An image built with image.weights: separate gets the project's weights as a deploy does
+    (image/weights_host.py: the build tool's tree mounted read-only as CONDUIT_WEIGHTS_DIR, and
+    CONDUIT_WEIGHTS=<pin>)."""
+    from ..image.weights_host import for_container
+
     client = engine.client()
     config = project.config
     port = config.server.port
     environment = {config.server.api_key_env: api_key} if api_key else {}
-    container = engine.run(client, image, environment, port, gpus=config.hardware.count if config.hardware.gpu else 0)
+    weights = for_container(client, image, project)
+    options: dict[str, Any] = {}
+    if weights is not None:
+        environment.update(weights.environment)
+        options["volumes"] = weights.volumes
+    container = engine.run(client, image, environment, port, gpus=config.hardware.count if config.hardware.gpu else 0,
+                           **options)
     try:
         base_url = f"http://127.0.0.1:{engine.host_port(container, port)}"
 

@@ -16,6 +16,13 @@ port, the old one is started again if the candidate cannot take it. The old vers
 is never stopped before a new one is ready to replace it.
 Readiness is probed from inside the container (an exec through the engine), so it
 works the same on unix://, tcp:// and ssh:// hosts.
+
+An image built with image.weights: separate gets its weights pinned by digest (the current
+project's, or `--weights`), as image/weights_host.py makes them ready on the host before the candidate
+starts: the build tool's checked tree mounted read-only on a local engine, or fetched once into
+the host's `conduit-weights` volume on a remote one. The candidate loads them from that folder
+(no network needed on the standby network); two containers of the same weights share one copy,
+and a retrain is a new candidate of the same image: nothing of the image is pulled again.
 """
 
 from __future__ import annotations
@@ -33,9 +40,11 @@ from ..config import Project
 from ..config.schema import Server
 from ..errors import DeployError, EngineError
 from ..image import engine
+from ..image.weights_host import Weights, for_container
 
 APP_LABEL = "conduit.deploy"  # the project name
 IMAGE_LABEL = "conduit.image"  # repository@sha256:… it runs
+WEIGHTS_LABEL = "conduit.weights-artifact"  # weights-repository@sha256:… it loads (image.weights: separate)
 PROBE = """import json, sys, urllib.request
 try:
     urllib.request.urlopen('http://127.0.0.1:{port}/ready', timeout=2)
@@ -57,6 +66,7 @@ class Running:
     ready: bool
     uptime_s: float
     port: int | None
+    weights: str | None = None  # weights-repository@sha256:… (image.weights: separate)
 
 
 def names(project: Project) -> tuple[str, str, str]:
@@ -89,13 +99,21 @@ def wait_ready(container: Any, port: int, timeout_s: float) -> str | None:
     return f"not ready within {timeout_s:g} s (last: {reason})"
 
 
-def start_standby(client: engine.Client, project: Project, reference: str, api_key: str, name: str) -> Any:
+def start_standby(client: engine.Client, project: Project, reference: str, api_key: str, name: str,
+                  weights: Weights | None = None) -> Any:
     """A container that will publish deploy.docker.port, started where it publishes nothing yet."""
     config = project.config
+    environment = {**config.env, config.server.api_key_env: api_key}
+    labels = {APP_LABEL: project.name, IMAGE_LABEL: reference}
+    options: dict[str, Any] = {}
+    if weights is not None:
+        environment.update(weights.environment)
+        labels[WEIGHTS_LABEL] = weights.pin.reference
+        options["volumes"] = weights.volumes
     container = engine.create(
-        client, reference, {**config.env, config.server.api_key_env: api_key}, config.server.port,
+        client, reference, environment, config.server.port,
         gpus=config.hardware.count if config.hardware.gpu else 0, host_port=config.deploy.docker.port,
-        name=name, labels={APP_LABEL: project.name, IMAGE_LABEL: reference}, network=engine.standby_network(client),
+        name=name, labels=labels, network=engine.standby_network(client), **options,
     )
     try:
         with engine.engine_errors(f"start {name}"):
@@ -106,16 +124,23 @@ def start_standby(client: engine.Client, project: Project, reference: str, api_k
     return container
 
 
-def deploy(project: Project, reference: str, api_key: str, say: Callable[[str], None] = lambda text: None) -> Running:
-    """Roll `reference` out; the old version keeps serving until the new one is ready."""
-    client = engine.client(project.config.deploy.docker.host)
+def deploy(project: Project, reference: str, api_key: str, say: Callable[[str], None] = lambda text: None,
+           weights_reference: str | None = None) -> Running:
+    """Roll `reference` out; the old version keeps serving until the new one is ready. With
+    image.weights: separate, its weights (`weights_reference`, else the current project's) are
+    made ready on the host first (image/weights_host.py)."""
+    host = project.config.deploy.docker.host
+    client = engine.client(host)
     _, _, candidate_name = names(project)
     engine.ensure_image(client, reference)
+    weights = for_container(client, reference, project, host, weights_reference)
+    if weights is not None:
+        say(f"weights {weights.pin.reference}: ready on the host ({weights.source})")
     stale = engine.container_named(client, candidate_name)
     if stale is not None:
         engine.remove(stale)
     say(f"starting {reference} as {candidate_name} …")
-    candidate = start_standby(client, project, reference, api_key, candidate_name)
+    candidate = start_standby(client, project, reference, api_key, candidate_name, weights)
     try:
         problem = wait_ready(candidate, project.config.server.port, project.config.deploy.docker.ready_timeout_s)
         if problem is not None:
@@ -218,6 +243,7 @@ def describe(container: Any, port: int) -> Running:
         state = container.attrs["State"]
         bindings = (container.attrs["NetworkSettings"]["Ports"] or {}).get(f"{port}/tcp") or []
         image = container.labels.get(IMAGE_LABEL) or (container.image.tags or ["?"])[0]
+        weights = container.labels.get(WEIGHTS_LABEL)
     # Docker writes nanoseconds; Python reads at most microseconds.
     started_at = re.sub(r"(\.\d{6})\d*", r"\1", state.get("StartedAt", "")).replace("Z", "+00:00")
     started = datetime.fromisoformat(started_at) if state.get("Running") else None
@@ -228,6 +254,7 @@ def describe(container: Any, port: int) -> Running:
         ready=probe(container, port)[0] if state.get("Running") else False,
         uptime_s=(datetime.now(UTC) - started).total_seconds() if started else 0.0,
         port=int(bindings[0]["HostPort"]) if bindings else None,
+        weights=weights,
     )
 
 

@@ -187,3 +187,17 @@ def pushed_reference(project: Project) -> str:
         if engine.split_reference(reference).repository == repository:
             return reference
     raise ConduitError(f"{tag} has not been pushed to {repository}", "run `conduit push` first")
+
+
+def pushed_weights(project: Project) -> str:
+    """`<weights repository>@sha256:…` of the current weights, once the registry has them
+    (after `conduit push`): the pin a deployment names next to the image."""
+    from .registry import Client, Repository
+
+    artifact = build_weights(project)  # the local store's copy: only hashed when unchanged
+    try:
+        with Client(Repository.parse(artifact.repository), os.environ) as client:
+            client.get_manifest(artifact.digest)
+    except ConduitError:
+        raise ConduitError(f"the weights {artifact.reference} are not in the registry", "run `conduit push` first") from None
+    return artifact.pinned

@@ -177,6 +177,12 @@ def read_file(engine: Client, reference: str, path: str) -> bytes | None:
             container.remove(force=True)
 
 
+def image_labels(engine: Client, reference: str) -> dict[str, str]:
+    """The labels of an image the engine has (an image without any: {})."""
+    with engine_errors(f"inspect {reference}"):
+        return dict(engine.images.get(reference).labels or {})
+
+
 def relabel(engine: Client, image_id: str, tag: str, labels: dict[str, str]) -> str:
     """A child of `image_id` with `labels` added (no layer, only its config), tagged `tag`; its id."""
 
@@ -275,6 +281,28 @@ def run(engine: Client, image: str, environment: dict[str, str], port: int, gpus
         remove(container)
         raise
     return container
+
+
+def run_to_end(engine: Client, image: str, command: list[str], environment: dict[str, str], timeout_s: float,
+               **options: Any) -> tuple[int, str]:
+    """Run `command` in a container of `image` until it exits (or `timeout_s` passes: an
+    EngineError); (its exit status, its log). The container is removed either way."""
+    with engine_errors(f"create a container of {image}"):
+        container = engine.containers.create(image, command=command, environment=environment, **options)
+    try:
+        with engine_errors(f"run {' '.join(command[:2])} in {image}"):
+            container.start()
+            result = container.wait(timeout=timeout_s)
+            output = container.logs().decode(errors="replace")
+        return int(result.get("StatusCode", -1)), output
+    finally:
+        remove(container)
+
+
+def ensure_volume(engine: Client, name: str, labels: dict[str, str]) -> None:
+    """A named volume on the engine (made once; creating one that exists is a no-op)."""
+    with engine_errors(f"make the volume {name}"):
+        engine.volumes.create(name=name, labels=labels)
 
 
 def standby_network(engine: Client) -> str:

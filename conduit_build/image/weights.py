@@ -41,6 +41,7 @@ LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 TITLE = "org.opencontainers.image.title"
 INDEX_NAME = "conduit-weights.json"
 ROOT = "models"  # the folder of a tree (and of every layer) the weights lie under
+CHAIN = ".conduit-chain"  # in a tree: the manifest and the last layer its index is pinned by
 CHUNK = 1 << 20
 
 
@@ -354,7 +355,8 @@ def materialize(digest: str, into: Path, root: Path | None = None) -> Path:
     """Extract the artifact `digest` from the store into the weights tree `into` (which must
     not exist yet, or be an empty folder): made in `.partial-*` beside it, renamed when whole.
     Every blob is checked against its digest while it is read, every file against
-    conduit-weights.json; the tree is read-only to everyone but its owner. Returns `into`."""
+    conduit-weights.json; the tree is read-only to everyone but its owner, and keeps the digest
+    chain of its index (`.conduit-chain/`, as a runtime cache entry does). Returns `into`."""
     root = root or store()
     artifact = load_artifact(digest, root=root)
     if into.exists() and not (into.is_dir() and not any(into.iterdir())):
@@ -369,6 +371,7 @@ def materialize(digest: str, into: Path, root: Path | None = None) -> Path:
             if found.get(path) != (sha, size):
                 raise ConduitError(f"weights artifact {digest}: {path} does not match {INDEX_NAME}",
                                    "delete the store's blobs and build again")
+        keep_chain(artifact, root, partial)
         os.chmod(partial, 0o755)
         if into.exists():
             into.rmdir()
@@ -376,6 +379,18 @@ def materialize(digest: str, into: Path, root: Path | None = None) -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return into
+
+
+def keep_chain(artifact: WeightsArtifact, root: Path, tree: Path) -> None:
+    """`<tree>/.conduit-chain/`: the manifest and the last layer, as the runtime keeps them in
+    its cache entries (conduit_runtime/weights/pull.py), so that the tree's conduit-weights.json
+    can be checked against the digest later without the store (weights_host.py does)."""
+    chain = tree / CHAIN
+    chain.mkdir(mode=0o755)
+    (chain / "manifest.json").write_bytes(read_verified(artifact.digest, root))
+    (chain / "index-layer.tar").write_bytes(read_verified(artifact.layers[-1].digest, root))
+    for path in chain.iterdir():
+        os.chmod(path, 0o644)
 
 
 def extract_layer(layer: Blob, root: Path, tree: Path, found: dict[str, tuple[str, int]]) -> None:

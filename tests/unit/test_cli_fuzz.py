@@ -37,10 +37,11 @@ COMMANDS: dict[str, list[str]] = {
     "render": ["-o"],
     "init": ["--type", "--force"],
     "predict": ["--url", "--json", "--file", "--key-env"],
-    "deploy": ["--target", "--image", "--out", "--rollback", "--key-file"],
+    "deploy": ["--target", "--image", "--out", "--rollback", "--key-file", "--weights"],
 }
 VALUES = st.sampled_from(["", "x", "-", "--", "0", "-1", "99999999", "python", "kubernetes", "kserve", "docker",
-                          "[1]", "@nope.json", "{", "localhost:5000/demo@sha256:" + "a" * 64, "../..", "\x00", "é"])
+                          "[1]", "@nope.json", "{", "localhost:5000/demo@sha256:" + "a" * 64, "../..", "\x00", "é",
+                          "localhost:5000/demo-weights@sha256:" + "c" * 64])
 MAIN_LINE = re.compile(r"^(error: |usage: conduit|.*:\d+:\d+: )")  # or a config problem: PATH:LINE:COL:
 
 

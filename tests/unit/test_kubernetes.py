@@ -362,7 +362,7 @@ def test_command_writes_into_deploy_out_and_prints_the_files(tmp_path: Path) -> 
     assert payload == {"target": "kserve", "image": IMAGE, "out": "manifests/prod",
                        "files": ["manifests/prod/inferenceservice.yaml", "manifests/prod/kustomization.yaml"],
                        "removed": [f"manifests/prod/{name}" for name in ("deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml")],
-                       "applied": None}
+                       "weights": None, "applied": None}
 
 
 @pytest.mark.parametrize("image", [
