@@ -8,8 +8,9 @@ The context holds only what the image needs:
     requirements.txt        else the user's requirements + the runtime's pins, resolved in the
     lock-header.txt         builder into a lock of the same format (its header from here)
     conduit_runtime/        the server runtime, copied as is
-    model/                  the model files named by `models:` (with image.weights: separate, in
-                            their place, links into the weights tree the runtime mounts: weights.py)
+    model/                  the model files named by `models:` and the files of models[i].weights
+                            (with image.weights: separate, in their place, links into the weights
+                            tree the runtime mounts: weights.py)
     code/                   the rest of the project, as files.py selects it (never the weights)
     conduit.json            the resolved config the server reads
     build/                  builder-stage inputs (CA bundle, find-links wheels)
@@ -195,6 +196,8 @@ def render(project: Project, pip: PipSettings | None = None) -> BuildContext:
     if separate(project):
         model, code = weights_links(project), [(p, s) for p, s in code if not is_weights_file(project, p)]
         spec = {**spec, "weights": weights_spec(project)}
+    else:
+        model, code = bundled_weights(project, model, code)
     files.update((f"model/{relative}", source) for relative, source in model)
     files.update((f"code/{relative}", source) for relative, source in code)
     files["conduit.json"] = (json.dumps(spec, indent=2, sort_keys=True) + "\n").encode()
@@ -218,6 +221,19 @@ def weights_links(project: Project) -> list[tuple[str, Source]]:
     holds then depends on the weights' paths, never on their contents: a retrain is the same
     image."""
     return [(path, Symlink(f"{WEIGHTS_ACTIVE}/models/{path}")) for path in weight_paths(project)]
+
+
+def bundled_weights(project: Project, model: list[tuple[str, Source]],
+                    code: list[tuple[str, Source]]) -> tuple[list[tuple[str, Source]], list[tuple[str, Source]]]:
+    """image.weights: bundled: the files of models[i].weights (a python model's weights, a
+    tokenizer folder) join the model files in model/, the layer before code/: a hook edit then
+    rebuilds and re-sends the code layer only. The image holds the same files at the same paths
+    either way; only the layer they are in changes. Files the code selection leaves out (ignored,
+    build inputs) stay out."""
+    weights = [(path, source) for path, source in code if is_weights_file(project, path)]
+    if not weights:
+        return model, code
+    return sorted([*model, *weights], key=lambda entry: entry[0]), [(path, source) for path, source in code if not is_weights_file(project, path)]
 
 
 def weights_spec(project: Project) -> dict[str, Any]:

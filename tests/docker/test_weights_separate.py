@@ -9,6 +9,8 @@ model project with 200 MB of random weights built with image.weights: separate.
     a container pulling CONDUIT_WEIGHTS into a cache folder gets ready; again, with that warm
     cache and the registry unreachable; with one byte of the cached weights changed it is
     startup_failed with one JSON line and no traceback
+    and, bundled: the same project's hook edit stores only the code layer (models[i].weights are
+    the model layer, before the code)
 
 Each image is built once (module-scoped); the numbers measured on the way are printed (-s)
 and gathered in bench/weights.py for the README.
@@ -367,3 +369,32 @@ def test_a_remote_engine_fetches_once_into_the_hosts_volume(engine: Any, cache: 
         for container in engine.containers.list(all=True, filters={"label": f"conduit.deploy={project['name']}"}):
             container.remove(force=True)
         engine.volumes.get(volume).remove(force=True)
+
+
+def test_a_bundled_hook_edit_sends_only_the_code_layer(engine: Any, cache: Path, tmp_path: Path) -> None:
+    """The `bundled` side of the comparison: the same project with image.weights: bundled. A
+    python model's models[i].weights are the model layer (COPY model/, before COPY code/), so a
+    hook edit stores only the code layer's few bytes, and the weights' layer is the same blob."""
+    name = f"weights-bun-{uuid.uuid4().hex[:8]}"
+    config = make_project(tmp_path / "p", BIG, config_text(name, free_port(), free_port(), mode="bundled"))
+    built = cli(cache, "build", config=config)
+    first = cli(cache, "push", config=config)
+    assert "weights" not in built or not built["weights"]
+    before = blobs(name, first["digest"], DOCKER_MANIFEST)
+    assert any(BIG < size < BIG + 1024 * 1024 for size in before.values()), before  # the weights: one layer
+
+    (config.parent / "hooks.py").write_text(EDITED)
+    started = time.monotonic()
+    edited = cli(cache, "build", config=config)
+    built_s = time.monotonic() - started
+    pushed, push_s = timed(cache, "push", config=config)
+    after = blobs(name, pushed["digest"], DOCKER_MANIFEST)
+    stored = new_bytes(before, after)
+    print(f"\n[weights] bundled, hook edit: build {built_s:.1f} s + push {push_s:.1f} s, {stored} bytes of new blobs")
+    try:
+        assert edited["image_id"] != built["image_id"]
+        assert 0 < stored < 5 * 1024 * 1024
+        assert [d for d, size in after.items() if size > BIG] == [d for d, size in before.items() if size > BIG]
+    finally:
+        for tag in {built["tag"], edited["tag"]}:
+            engine.images.remove(tag, force=True)

@@ -331,11 +331,32 @@ def test_a_retrain_keeps_the_context_hash(tmp_path: Path) -> None:
 def test_bundled_keeps_the_weights_in_the_image(tmp_path: Path) -> None:
     config = python_project(tmp_path / "p", mode="bundled")
     context = render(load(config), PipSettings())
-    assert isinstance(context.files["code/weights.bin"], Path) and "code/tok/vocab.txt" in context.files
+    assert isinstance(context.files["model/weights.bin"], Path) and "model/tok/vocab.txt" in context.files
     assert not any(isinstance(source, Symlink) for source in context.files.values())
     assert "weights" not in json.loads(context.files["conduit.json"])  # type: ignore[arg-type]
     label = context.labels()["conduit.config"]
     assert "separate" not in label and "weights_repository" not in label
+
+
+def test_bundled_weights_are_the_model_layer_not_the_code_layer(tmp_path: Path) -> None:
+    """A python model's models[i].weights, bundled, go to model/ (COPY model/ comes before COPY
+    code/): a hook edit changes code/ only, so the weights' layer stays cached and is not sent
+    again. The image holds the same files at the same /app paths as before."""
+    config = python_project(tmp_path / "p", mode="bundled")
+    (tmp_path / "p" / "notes.txt").write_text("code, not weights\n")
+    context = render(load(config), PipSettings())
+    model = sorted(path for path in context.files if path.startswith("model/"))
+    code = sorted(path for path in context.files if path.startswith("code/"))
+    assert model == ["model/tok/sub/merges.txt", "model/tok/vocab.txt", "model/weights.bin"]
+    assert code == ["code/hooks.py", "code/model.py", "code/notes.txt"]
+    assert context.files["model/weights.bin"] == tmp_path / "p" / "weights.bin"
+    dockerfile = context.files["Dockerfile"].decode()  # type: ignore[union-attr]
+    assert dockerfile.index("COPY model/ /app/") < dockerfile.index("COPY code/ /app/")
+    # A hook edit: the model/ files are the same, only code/ changes.
+    (tmp_path / "p" / "hooks.py").write_text("def pre(data):\n    return list(data)\n")
+    edited = render(load(config), PipSettings())
+    assert edited.hash != context.hash
+    assert {p: s for p, s in edited.files.items() if p.startswith("model/")} == {p: context.files[p] for p in model}
 
 
 def test_bundled_label_is_unchanged_by_the_new_keys(examples: Path) -> None:
