@@ -193,9 +193,13 @@ def test_ctrl_c_removes_the_container(engine: Any, tmp_path: Path) -> None:
                                           "tests: [{name: warm, json: [1]}, {name: block, json: [block]}]\n")
     tag = build(project / "conduit.yaml").tag
     before = {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})}
-    process = subprocess.Popen([sys.executable, "-m", "conduit_build", "test", "-f", str(project / "conduit.yaml"),
-                                "--image", tag, "--repeat", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "CONDUIT_API_KEY": "k"})
+    # Its output goes to files, not pipes nobody reads until the end: a full pipe would block
+    # `conduit test` on a write and look like a hang after Ctrl-C.
+    out_path, err_path = tmp_path / "test.out", tmp_path / "test.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        process = subprocess.Popen([sys.executable, "-m", "conduit_build", "test", "-f", str(project / "conduit.yaml"),
+                                    "--image", tag, "--repeat", "1"], stdout=out, stderr=err,
+                                   env={**os.environ, "CONDUIT_API_KEY": "k"})
     try:
         blocked = False
         while not blocked and process.poll() is None:
@@ -203,14 +207,18 @@ def test_ctrl_c_removes_the_container(engine: Any, tmp_path: Path) -> None:
                 if container.id not in before and container.exec_run(["test", "-f", "/tmp/blocked"]).exit_code == 0:
                     blocked = True
             time.sleep(0.1)
-        assert blocked, f"conduit test ended before the model blocked: {process.communicate()}"
+        assert blocked, f"conduit test ended before the model blocked: {err_path.read_text()[-3000:]}"
         process.send_signal(signal.SIGINT)
-        process.wait(60)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"conduit test still ran 60 s after Ctrl-C; its output:\n"
+                                 f"{out_path.read_text()[-2000:]}\n{err_path.read_text()[-3000:]}") from None
     finally:
         process.kill()
     assert process.returncode == 130
     assert {c.id for c in engine.containers.list(all=True, filters={"ancestor": tag})} - before == set()
-    assert b"Traceback" not in process.stderr.read()
+    assert "Traceback" not in err_path.read_text()
 
 
 def passes_its_contract(project: Path, files: dict[str, str | bytes]) -> None:
