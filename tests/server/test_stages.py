@@ -174,6 +174,7 @@ class HealthWatch:
     def __init__(self, server: Server) -> None:
         self.server = server
         self.times: list[float] = []
+        self.started = self.elapsed = 0.0
         self.failures: list[str] = []
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
@@ -193,22 +194,27 @@ class HealthWatch:
                 time.sleep(0.02)
 
     def __enter__(self) -> HealthWatch:
+        self.started = time.perf_counter()
         self.thread.start()
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.elapsed = time.perf_counter() - self.started
         self.stopped.set()
         self.thread.join()
 
     def assert_responsive(self) -> None:
-        """The event loop was never blocked: the typical probe is fast, and none comes near
-        Kubernetes' default probe timeout (1 s). The tests share two cores with their
-        clients and, in parallel runs, with other tests, so a probe can lose the CPU for a
-        moment; a blocked loop shows as one probe taking the whole operation's seconds."""
+        """The event loop was never blocked by the watched work. Work done on the loop shows as
+        one probe that waits for all of it: the largest part of the operation's time (seconds).
+        So no probe may take a third of the operation, nor a liveness probe's timeout (1 s in
+        Kubernetes) when the operation is short; and the typical probe is fast. Both bounds are
+        relative or generous because these tests share two cores with their clients and, in
+        parallel runs, with other tests and image builds: a probe can lose the CPU for a moment."""
         assert not self.failures, self.failures[:5]
         assert len(self.times) >= 5, "too few probes to tell"
         assert statistics.median(self.times) < 0.05, sorted(self.times)[-5:]
-        assert max(self.times) < 0.9, sorted(self.times)[-5:]
+        bound = max(0.9, self.elapsed / 3)
+        assert max(self.times) < bound, f"a /health probe took {max(self.times):.3f} s of {self.elapsed:.1f} s"
 
 
 def peak_rss_mib(server: Server) -> float:
