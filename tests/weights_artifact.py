@@ -1,5 +1,5 @@
 """Test scaffolding for issue 21's runtime: a weights artifact made from files as
-/work/spec/weights.md fixes it, and pushed to a registry with plain httpx (the build tool's own
+conduit_build/image/weights.py defines it, and pushed to a registry with plain httpx (the build tool's own
 builder and push are written apart; this is only what the runtime's tests need)."""
 
 from __future__ import annotations
@@ -99,3 +99,17 @@ def push(artifact: Artifact, repository: str | None = None, registry: str = REGI
                          headers={"Content-Type": MANIFEST_TYPE})
         assert put.status_code == 201, put.text
     return f"{registry}/{repository}@{artifact.digest}"
+
+
+# A python model that loads its weights file the way user code does: from the project folder.
+WEIGHTS_SIZE_MODEL = '''\
+from pathlib import Path
+
+
+class Model:
+    def load(self, project_dir):
+        self.size = len((Path(project_dir) / "weights.bin").read_bytes())
+
+    def predict(self, data):
+        return [self.size for _ in data]
+'''

@@ -1,4 +1,4 @@
-"""The weights artifact of `image.weights: separate` (/work/spec/weights.md, issue 21).
+"""The weights artifact of `image.weights: separate` (issue 21).
 
 The model files leave the server image and become an OCI image of their own:
 
@@ -31,6 +31,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
+
+from conduit_runtime.weights import WeightsError
+from conduit_runtime.weights.tree import extract_layer as runtime_extract
+from conduit_runtime.weights.tree import verify_tree
 
 from ..config import Project
 from ..errors import BuildError, ConduitError
@@ -354,9 +358,10 @@ def read_index(layer: Blob, root: Path) -> bytes:
 def materialize(digest: str, into: Path, root: Path | None = None) -> Path:
     """Extract the artifact `digest` from the store into the weights tree `into` (which must
     not exist yet, or be an empty folder): made in `.partial-*` beside it, renamed when whole.
-    Every blob is checked against its digest while it is read, every file against
-    conduit-weights.json; the tree is read-only to everyone but its owner, and keeps the digest
-    chain of its index (`.conduit-chain/`, as a runtime cache entry does). Returns `into`."""
+    Every blob is checked against its digest while it is read; the layers are extracted and
+    the tree checked against conduit-weights.json by the runtime's own code (one definition of
+    a safe tree: conduit_runtime/weights/tree.py); the tree keeps the digest chain of its index
+    (`.conduit-chain/`, as a runtime cache entry does). Returns `into`."""
     root = root or store()
     artifact = load_artifact(digest, root=root)
     if into.exists() and not (into.is_dir() and not any(into.iterdir())):
@@ -364,13 +369,12 @@ def materialize(digest: str, into: Path, root: Path | None = None) -> Path:
     into.parent.mkdir(parents=True, exist_ok=True)
     partial = Path(tempfile.mkdtemp(prefix=f".partial-{into.name}-", dir=into.parent))
     try:
-        found: dict[str, tuple[str, int]] = {}
-        for layer in artifact.layers:
-            extract_layer(layer, root, partial, found)
-        for path, (sha, size) in artifact.files.items():
-            if found.get(path) != (sha, size):
-                raise ConduitError(f"weights artifact {digest}: {path} does not match {INDEX_NAME}",
-                                   "delete the store's blobs and build again")
+        for number, layer in enumerate(artifact.layers, 1):
+            extract_layer(layer, root, partial, last=number == len(artifact.layers))
+        try:
+            verify_tree(partial, digest)
+        except WeightsError as error:
+            raise ConduitError(error.message, "delete the store's blobs and build again") from None
         keep_chain(artifact, root, partial)
         os.chmod(partial, 0o755)
         if into.exists():
@@ -393,45 +397,23 @@ def keep_chain(artifact: WeightsArtifact, root: Path, tree: Path) -> None:
         os.chmod(path, 0o644)
 
 
-def extract_layer(layer: Blob, root: Path, tree: Path, found: dict[str, tuple[str, int]]) -> None:
+def extract_layer(layer: Blob, root: Path, tree: Path, last: bool) -> None:
+    """One layer of the store into `tree` (the runtime's extraction), its digest checked over
+    every byte read."""
     source = blob_path(layer.digest, root)
     if not source.is_file():
         raise ConduitError(f"weights layer {layer.digest} ({layer.path}) is not in {root}", "run `conduit build` first")
     with source.open("rb") as handle:
         reader = HashingReader(handle)
-        with tarfile.open(fileobj=reader, mode="r|") as archive:  # type: ignore[call-overload]
-            for member in archive:
-                target = tree / safe_name(member.name, layer)
-                if member.isdir():
-                    target.mkdir(mode=0o755, parents=True, exist_ok=True)
-                    continue
-                if not member.isfile():
-                    raise ConduitError(f"weights layer {layer.digest} holds {member.name!r}, not a file or folder")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                stream = archive.extractfile(member)
-                if stream is None:  # pragma: no cover - a regular member always has a stream
-                    raise ConduitError(f"weights layer {layer.digest}: {member.name!r} cannot be read")
-                sha = hashlib.sha256()
-                with target.open("wb") as out:
-                    for chunk in iter(lambda: stream.read(CHUNK), b""):  # noqa: B023 (used at once)
-                        sha.update(chunk)
-                        out.write(chunk)
-                os.chmod(target, 0o644)
-                name = member.name.removeprefix(f"{ROOT}/")
-                if name != INDEX_NAME:
-                    found[name] = (sha.hexdigest(), member.size)
+        try:
+            runtime_extract(reader, tree, layer.digest, last)  # type: ignore[arg-type]
+        except WeightsError as error:
+            raise ConduitError(error.message, "delete the store's blobs and build again") from None
         while reader.read(CHUNK):  # the tar's padding: the digest covers the whole blob
             pass
     if f"sha256:{reader.sha.hexdigest()}" != layer.digest:
         raise ConduitError(f"weights layer {layer.digest} ({layer.path}) does not match its digest",
                            "delete it from the store and build again")
-
-
-def safe_name(name: str, layer: Blob) -> str:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not (path.parts[:1] == (ROOT,) or name == INDEX_NAME):
-        raise ConduitError(f"weights layer {layer.digest} holds {name!r}, outside models/")
-    return path.as_posix()
 
 
 def cached_tree(digest: str, root: Path | None = None) -> Path:

@@ -1,5 +1,5 @@
-"""The model weights of an image built with `image.weights: separate` (issue 21; the format is
-/work/spec/weights.md): an OCI artifact pinned by digest, fetched at start before any model loads.
+"""The model weights of an image built with `image.weights: separate` (issue 21; the format is in
+the docstring of conduit_build/image/weights.py): an OCI artifact pinned by digest, fetched at start before any model loads.
 
     reference.py  CONDUIT_WEIGHTS=<registry>/<repository>@sha256:<hex>, parsed
     tree.py       a weights tree (conduit-weights.json + models/<path>): verified, and a layer

@@ -14,20 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from conftest import conduit
+from weights_artifact import WEIGHTS_SIZE_MODEL as MODEL
 
 pytestmark = pytest.mark.docker
-
-MODEL = '''\
-from pathlib import Path
-
-
-class Model:
-    def load(self, project_dir):
-        self.size = len((Path(project_dir) / "weights.bin").read_bytes())
-
-    def predict(self, data):
-        return [self.size for _ in data]
-'''
 
 
 @pytest.fixture

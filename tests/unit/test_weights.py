@@ -1,4 +1,4 @@
-"""image.weights: separate (issue 21, /work/spec/weights.md), the build tool's side: which files
+"""image.weights: separate (issue 21), the build tool's side: which files
 are the weights, their validation, the artifact (deterministic, content-addressed, written once),
 a tree made from it, and a server image's build context without them."""
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import conduit
+from weights_artifact import WEIGHTS_SIZE_MODEL as MODEL
 
 from conduit_build.config import load
 from conduit_build.errors import BuildError, ConduitError, ConfigError
@@ -29,18 +30,6 @@ from conduit_build.image.weights import (
     weight_paths,
     weights_repository,
 )
-
-MODEL = '''\
-from pathlib import Path
-
-
-class Model:
-    def load(self, project_dir):
-        self.size = len((Path(project_dir) / "weights.bin").read_bytes())
-
-    def predict(self, data):
-        return [self.size for _ in data]
-'''
 
 
 def python_project(root: Path, weights: bytes = b"w" * 3000, mode: str = "separate", extra: str = "") -> Path:
