@@ -207,12 +207,14 @@ class HealthWatch:
         """The event loop was never blocked by the watched work. Work done on the loop shows as
         one probe that waits for all of it: the largest part of the operation's time (seconds).
         So no probe may take a third of the operation, nor a liveness probe's timeout (1 s in
-        Kubernetes) when the operation is short; and the typical probe is fast. Both bounds are
+        Kubernetes) when the operation is short; and the typical probe is fast (under 100 ms). Both bounds are
         relative or generous because these tests share two cores with their clients and, in
         parallel runs, with other tests and image builds: a probe can lose the CPU for a moment."""
         assert not self.failures, self.failures[:5]
         assert len(self.times) >= 5, "too few probes to tell"
-        assert statistics.median(self.times) < 0.05, sorted(self.times)[-5:]
+        # The typical probe: tens of ms (24 uploading clients on two cores pushed it to 51 ms in
+        # CI with nothing blocking); a loop slowed by work on every chunk shows as hundreds.
+        assert statistics.median(self.times) < 0.1, sorted(self.times)[-5:]
         bound = max(0.9, self.elapsed / 3)
         assert max(self.times) < bound, f"a /health probe took {max(self.times):.3f} s of {self.elapsed:.1f} s"
 
